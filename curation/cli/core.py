@@ -1,0 +1,101 @@
+"""`curation ingest`, `curation stats`, `curation demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from curation import adapters
+from curation.cli._common import DbOption, JsonOption, console, handle_errors, print_json, store
+from curation.errors import InputError
+from curation.ingest import IngestReport, ingest_paths, ingest_sample
+from curation.store import questions as qstore
+
+
+def _report_table(reports: list[IngestReport]) -> Table:
+    table = Table(title="Ingest", show_lines=False)
+    for col in ("source", "rows", "new", "unchanged", "duplicates merged", "skipped", "labels", "predictions"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for r in reports:
+        table.add_row(", ".join(Path(p).name for p in r.paths), f"{r.n_rows:,}", f"{r.n_new:,}",
+                      f"{r.n_unchanged:,}", f"{r.n_duplicates:,}", f"{r.n_skipped:,}",
+                      f"{r.n_labels:,}", f"{r.n_predictions:,}")
+    return table
+
+
+def ingest(
+    paths: Annotated[list[str] | None, typer.Argument(
+        help="Files (.jsonl .json .csv .tsv .parquet), local `datasets` folders or Hub dataset ids.",
+        show_default=False)] = None,
+    benchmark: Annotated[str | None, typer.Option(
+        "--benchmark", "-b",
+        help=f"Format/benchmark when auto-detection is ambiguous: {', '.join(adapters.BENCHMARK_CHOICES)}.")] = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Split for every record (test|train|validation|dev); default: the record's own, else test.")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Load the bundled real sample (5 benchmarks, training pool, MedXpertQA labels).")] = False,
+    annotator: Annotated[str | None, typer.Option(
+        "--annotator", help="Who imported labels (a `label` field) are attributed to [default: import:<file stem>].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest benchmark questions into the store (all-or-nothing per call; idempotent)."""
+    s = store(db)
+    if sample:
+        if paths:
+            raise InputError("pass either paths or --sample, not both")
+        reports = ingest_sample(s)
+    else:
+        reports = [ingest_paths(s, paths or [], benchmark=benchmark, split=split,
+                                annotator=annotator, dry_run=dry_run)]
+    if as_json:
+        print_json([r.to_dict() for r in reports])
+        return
+    console.print(_report_table(reports))
+    for r in reports:
+        for reason, n in r.skipped.items():
+            console.print(f"skipped {n:,}: {reason}")
+    if dry_run:
+        console.print("dry run: nothing was written")
+
+
+def stats_table(data: dict) -> Table:  # type: ignore[type-arg]
+    table = Table(title=f"{data['questions']:,} questions, {data['labels']['current']:,} current labels")
+    for col in ("benchmark", "split", "questions", "duplicates merged", "human-labeled", "import-labeled", "labels"):
+        table.add_column(col, justify="left" if col in ("benchmark", "split") else "right")
+    for r in data["per_benchmark"]:
+        table.add_row(r["dataset_name"], r["split"], f"{r['questions']:,}", f"{r['duplicates_merged']:,}",
+                      f"{r['human_labeled']:,}", f"{r['import_labeled']:,}", f"{r['labels']:,}")
+    return table
+
+
+def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Questions per benchmark and split, duplicates merged, labels so far."""
+    data = store(db).run(qstore.stats)
+    if as_json:
+        print_json(data)
+        return
+    console.print(stats_table(data))
+    by_label = ", ".join(f"{k}: {v:,}" for k, v in data["labels"]["by_label"].items()) or "none yet"
+    by_source = ", ".join(f"{k}: {v:,}" for k, v in data["labels"]["by_source"].items()) or "none yet"
+    console.print(f"labels by class: {by_label}; by source: {by_source}; "
+                  f"annotation rows: {data['labels']['rows']:,}; adjudicated: {data['adjudications']:,}")
+
+
+def demo(db: DbOption = None) -> None:
+    """The main job on the embedded defaults: ingest the bundled real sample, print stats."""
+    s = store(db)
+    console.print(f"store: {s.path}")
+    reports = ingest_sample(s)
+    console.print(_report_table(reports))
+    data = s.run(qstore.stats)
+    console.print(stats_table(data))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(handle_errors(demo))
+    app.command("ingest")(handle_errors(ingest))
+    app.command("stats")(handle_errors(stats))

@@ -1,0 +1,27 @@
+"""Settings: explicit arguments first, environment variables as defaults, read when called."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from curation.errors import ConfigError
+
+DEFAULT_DB = "curation.duckdb"
+
+
+def db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The store file: `explicit`, else `$CURATION_DB`, else `./curation.duckdb`."""
+    value = explicit if explicit not in (None, "") else os.environ.get("CURATION_DB") or DEFAULT_DB
+    return Path(value)  # type: ignore[arg-type]
+
+
+def require_env(name: str, explicit: str | None = None, *, option: str | None = None) -> str:
+    """Return `explicit` or the environment variable `name`; raise naming both if missing."""
+    if explicit:
+        return explicit
+    value = os.environ.get(name)
+    if not value:
+        hint = f"pass {option} or set {name}" if option else f"set {name}"
+        raise ConfigError(f"missing setting: {hint}")
+    return value

@@ -1,0 +1,477 @@
+"""Ingest benchmark files into the store: read, convert, validate, dedup, write once.
+
+Every ingest call is all-or-nothing: all paths are read and validated first; only if no
+record has a problem is anything written, in one transaction. Problems name the file,
+the line (or row), the field and what is expected.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from curation import adapters
+from curation.errors import IngestError, InputError
+from curation.schema import SPLITS, Question
+from curation.store import Store, utcnow
+from curation.store import questions as qstore
+
+SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
+MAX_FILE_BYTES = 2 * 1024**3
+MAX_PROBLEMS = 1000  # stop collecting after this many; the message says how many were shown
+
+SAMPLE_FILES = (
+    # (file, annotator for its imported labels)
+    ("benchmarks_sample.jsonl", None),
+    ("train_pool_sample.jsonl", None),
+    ("medxpertqa_labeled_dev.jsonl", "import:medxpertqa_authors"),
+)
+
+
+@dataclass
+class RawRecord:
+    location: str  # "file:line" or "file:row N"
+    row: int
+    data: Any
+
+
+@dataclass
+class ParsedRecord:
+    location: str
+    question: Question
+    label: str | None = None
+    annotator: str | None = None  # who the imported label is attributed to
+    prediction: float | None = None
+    threshold: float | None = None
+
+
+@dataclass
+class IngestReport:
+    """What one ingest call did (or, with dry_run, would do)."""
+
+    paths: list[str]
+    n_rows: int = 0
+    n_new: int = 0
+    n_unchanged: int = 0
+    n_duplicates: int = 0  # exact duplicates merged into another question
+    n_skipped: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    n_labels: int = 0
+    n_predictions: int = 0
+    per_dataset: dict[str, int] = field(default_factory=dict)
+    ingest_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+# --- readers ------------------------------------------------------------------------------
+
+
+def _decode_lines(path: Path, data: bytes) -> Iterator[tuple[int, str]]:
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "re-save the file as UTF-8",
+                location=f"{path}:{lineno}",
+            ) from exc
+
+
+def _read_bytes(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(f"file is {size / 1e9:.1f} GB; the limit is {MAX_FILE_BYTES / 1e9:.0f} GB", location=str(path))
+    data = path.read_bytes()
+    if not data.strip():
+        raise InputError("file is empty: expected at least one question", location=str(path))
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data
+
+
+def read_jsonl(path: Path) -> Iterator[RawRecord]:
+    data = _read_bytes(path)
+    row = 0
+    for lineno, line in _decode_lines(path, data):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            what = "truncated JSON" if exc.msg.startswith(("Expecting", "Unterminated")) else "invalid JSON"
+            raise InputError(f"{what}: {exc.msg} at column {exc.colno}", location=f"{path}:{lineno}") from exc
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object per line, got {type(obj).__name__}", location=f"{path}:{lineno}")
+        yield RawRecord(f"{path}:{lineno}", row, obj)
+        row += 1
+
+
+def read_json(path: Path) -> Iterator[RawRecord]:
+    data = _read_bytes(path)
+    list(_decode_lines(path, data))  # locates invalid UTF-8 by line
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} at column {exc.colno}", location=f"{path}:{exc.lineno}") from exc
+    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if isinstance(obj, list):
+        for i, rec in enumerate(obj):
+            if not isinstance(rec, dict):
+                raise InputError(f"expected an object, got {type(rec).__name__}", location=f"{path}:row {i + 1}")
+            yield RawRecord(f"{path}:row {i + 1}", i, rec)
+    elif isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        # {key: record} as in PubMedQA's ori_pqal.json (key = PMID)
+        for i, (key, rec) in enumerate(obj.items()):
+            yield RawRecord(f"{path}:key {key}", i, {"_key": key, **rec})
+    elif isinstance(obj, dict) and {"question", "options"} <= set(obj):
+        yield RawRecord(f"{path}:row 1", 0, obj)
+    else:
+        raise InputError("expected a list of question objects or {id: question}", location=str(path))
+
+
+def read_csv(path: Path) -> Iterator[RawRecord]:
+    data = _read_bytes(path)
+    list(_decode_lines(path, data))
+    text = data.decode("utf-8")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise InputError("no header row", location=f"{path}:1")
+    row = 0
+    try:
+        for rec in reader:
+            if None in rec:
+                raise InputError("more cells than header columns", location=f"{path}:{reader.line_num}")
+            yield RawRecord(f"{path}:{reader.line_num}", row, _parse_cells(rec))
+            row += 1
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV: {exc}", location=f"{path}:{reader.line_num}") from exc
+
+
+def _parse_cells(rec: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells are strings; JSON-looking `options`/`meta` cells are decoded."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if k in ("options", "meta") and isinstance(v, str) and v.strip().startswith(("{", "[")):
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                pass
+        elif k in ("cop",) and isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
+            v = int(v)
+        elif k in ("reasoning_prob", "reasoning_threshold") and isinstance(v, str) and v.strip():
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+        out[k] = v
+    return out
+
+
+def _from_table(name: str, rows: Sequence[Mapping[str, Any]]) -> Iterator[RawRecord]:
+    for i, rec in enumerate(rows):
+        yield RawRecord(f"{name}:row {i + 1}", i, dict(rec))
+
+
+def read_parquet(path: Path) -> Iterator[RawRecord]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise InputError(f"not a readable Parquet file: {exc}", location=str(path)) from exc
+    if table.num_rows == 0:
+        raise InputError("file has no rows: expected at least one question", location=str(path))
+    yield from _from_table(str(path), table.to_pylist())
+
+
+def read_hf(name: str, split: str | None) -> Iterator[RawRecord]:
+    """A local `datasets` folder (save_to_disk or Hub layout) or a Hub dataset id."""
+    import datasets
+
+    path = Path(name)
+    try:
+        if path.is_dir() and (path / "dataset_info.json").exists() or (path / "state.json").exists():
+            ds: Any = datasets.load_from_disk(str(path))
+        else:
+            ds = datasets.load_dataset(str(name))
+    except Exception as exc:
+        raise InputError(
+            f"could not load as a Hugging Face dataset: {type(exc).__name__}: {exc}", location=name
+        ) from exc
+    if isinstance(ds, datasets.DatasetDict):
+        names = list(ds.keys())
+        chosen = split if split in ds else ("test" if "test" in ds else names[0])
+        ds = ds[chosen]
+    yield from _from_table(name, ds.to_list())
+
+
+def read_any(path_or_id: str, split: str | None = None) -> Iterator[RawRecord]:
+    path = Path(path_or_id)
+    if path.is_dir():
+        yield from read_hf(path_or_id, split)
+        return
+    if not path.exists():
+        if re.fullmatch(r"[A-Za-z0-9][\w.\-]*/[\w.\-]+", path_or_id) and not path_or_id.endswith(SUPPORTED):
+            yield from read_hf(path_or_id, split)
+            return
+        raise InputError("no such file or directory", location=path_or_id)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        yield from read_jsonl(path)
+    elif suffix == ".json":
+        yield from read_json(path)
+    elif suffix in (".csv", ".tsv"):
+        yield from read_csv(path)
+    elif suffix == ".parquet":
+        yield from read_parquet(path)
+    else:
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'}; use one of {', '.join(SUPPORTED)}, "
+            "a datasets folder or a Hub dataset id",
+            location=path_or_id,
+        )
+
+
+# --- parse + validate -----------------------------------------------------------------------
+
+
+def parse_source(
+    path_or_id: str,
+    *,
+    benchmark: str | None = None,
+    split: str | None = None,
+    problems: list[InputError],
+    report: IngestReport,
+) -> list[ParsedRecord]:
+    """Read one path and convert every record; problems are collected, not raised."""
+    try:
+        records = list(read_any(path_or_id, split))
+    except InputError as exc:
+        problems.append(exc)
+        return []
+    if not records:
+        problems.append(InputError("file is empty: expected at least one question", location=path_or_id))
+        return []
+    try:
+        adapter = adapters.by_name(benchmark) if benchmark else adapters.detect(records[0].data)
+    except InputError as exc:
+        problems.append(InputError(exc.detail, location=records[0].location))
+        return []
+    file_info: dict[str, Any] = {}
+    if adapter.prepare is not None:
+        file_info = adapter.prepare([r.data for r in records])
+    if adapter.name == "biomed_r1" and split is None:
+        stem = Path(path_or_id).name.lower()
+        if "train" in stem:
+            file_info["default_split"] = "train"
+            file_info["default_dataset"] = "biomed_r1_train"
+    source = path_or_id if not Path(path_or_id).exists() else _portable_source(path_or_id)
+    out: list[ParsedRecord] = []
+    for rec in records:
+        report.n_rows += 1
+        ctx = adapters.Context(source=source, row=rec.row, split=split,
+                               dataset_name=adapter.dataset_name, file_info=file_info)
+        try:
+            conv = adapter.convert(rec.data, ctx)
+        except InputError as exc:
+            problems.append(InputError(exc.detail, location=rec.location))
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            continue
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            problems.append(InputError(f"malformed record ({type(exc).__name__}: {exc})", location=rec.location))
+            continue
+        if conv.question is None:
+            report.n_skipped += 1
+            reason = conv.skip_reason or "skipped"
+            report.skipped[reason] = report.skipped.get(reason, 0) + 1
+            continue
+        out.append(ParsedRecord(location=rec.location, question=conv.question, label=conv.label,
+                                prediction=conv.prediction, threshold=conv.threshold))
+    return out
+
+
+def _portable_source(path: str) -> str:
+    """Record a file's name relative to the working directory when it is under it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+@dataclass
+class Plan:
+    new: list[ParsedRecord] = field(default_factory=list)
+    aliases: list[tuple[str, str]] = field(default_factory=list)  # (alias_id, question_id)
+    dup_counts: Counter[str] = field(default_factory=Counter)  # question_id -> merged duplicates
+    labels: list[tuple[str, str, str]] = field(default_factory=list)  # (question_id, label, annotator)
+    predictions: list[tuple[str, float, float | None]] = field(default_factory=list)
+
+
+def plan_ingest(
+    records: Sequence[ParsedRecord],
+    existing: Mapping[str, str],
+    existing_by_hash: Mapping[tuple[str, str, str], str],
+    existing_aliases: Mapping[str, str],
+    problems: list[InputError],
+) -> Plan:
+    """Decide, for each record, new / unchanged / merged duplicate / error. Pure.
+
+    - same id, same text  -> unchanged (idempotent re-ingest) or a merged repeat;
+    - same id, other text -> error (a changed question is never silently overwritten);
+    - new id, same normalized text + options as another question of the same benchmark and
+      split -> merged into that question as an alias, counted as a duplicate.
+    """
+    plan = Plan()
+    seen: dict[str, str] = dict(existing)  # id -> hash
+    by_hash: dict[tuple[str, str, str], str] = dict(existing_by_hash)
+    aliases: dict[str, str] = dict(existing_aliases)
+    new_ids: set[str] = set()
+    for rec in records:
+        q = rec.question
+        h = q.text_hash
+        key = (q.dataset_name, q.split, h)
+        target: str | None = None
+        if q.id in seen:
+            if seen[q.id] != h:
+                where = "earlier in this ingest" if q.id in new_ids else "in the store"
+                problems.append(InputError(
+                    f"id {q.id!r} already exists {where} with a different question text or options; "
+                    "a changed question is not overwritten: give it a new id or fix the file",
+                    location=rec.location))
+                continue
+            target = q.id
+            if q.id in new_ids:
+                plan.dup_counts[q.id] += 1  # a repeat, in this call, of a question new in this call
+        elif q.id in aliases:
+            canonical = aliases[q.id]
+            if seen.get(canonical) != h:
+                problems.append(InputError(
+                    f"id {q.id!r} was merged into {canonical!r} earlier, but its text or options changed",
+                    location=rec.location))
+                continue
+            target = canonical
+        elif key in by_hash:
+            target = by_hash[key]
+            aliases[q.id] = target
+            plan.aliases.append((q.id, target))
+            plan.dup_counts[target] += 1
+        else:
+            target = q.id
+            seen[q.id] = h
+            by_hash[key] = q.id
+            new_ids.add(q.id)
+            plan.new.append(rec)
+        if rec.label is not None:
+            plan.labels.append((target, rec.label, rec.annotator or "import:file"))
+        if rec.prediction is not None:
+            plan.predictions.append((target, rec.prediction, rec.threshold))
+    return plan
+
+
+# --- the ingest call --------------------------------------------------------------------------
+
+
+def ingest_paths(
+    store: Store,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    benchmark: str | None = None,
+    split: str | None = None,
+    annotator: str | None = None,
+    dry_run: bool = False,
+) -> IngestReport:
+    """Ingest files / dataset folders / Hub ids in one all-or-nothing transaction."""
+    if split is not None and split not in SPLITS:
+        raise InputError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
+    if not paths:
+        raise InputError("no path given: pass one or more files, or --sample")
+    names = [os.fspath(p) for p in paths]
+    report = IngestReport(paths=names)
+    problems: list[InputError] = []
+    parsed: list[ParsedRecord] = []
+    for name in names:
+        records = parse_source(name, benchmark=benchmark, split=split, problems=problems, report=report)
+        for rec in records:
+            rec.annotator = annotator or f"import:{Path(name).stem}"
+        parsed.extend(records)
+    if problems:
+        raise IngestError(problems)
+    digests = {n: _sha256(n) for n in names}
+
+    def write(con: Any) -> IngestReport:
+        datasets = sorted({r.question.dataset_name for r in parsed})
+        existing, by_hash, aliases = qstore.lookup(con, [r.question.id for r in parsed], datasets)
+        plan = plan_ingest(parsed, existing, by_hash, aliases, problems)
+        if problems:
+            raise IngestError(problems)
+        report.n_new = len(plan.new)
+        report.n_duplicates = sum(plan.dup_counts.values())
+        report.n_unchanged = len(parsed) - report.n_new - report.n_duplicates
+        report.per_dataset = dict(Counter(r.question.dataset_name for r in plan.new))
+        report.ingest_id = uuid.uuid4().hex[:12]
+        if dry_run:
+            report.n_labels = len(plan.labels)
+            report.n_predictions = len(plan.predictions)
+            raise _DryRun(report)
+        now = utcnow()
+        qstore.insert_questions(con, [r.question for r in plan.new], plan.dup_counts,
+                                ingest_id=report.ingest_id, now=now)
+        qstore.insert_aliases(con, plan.aliases, plan.dup_counts, set(r.question.id for r in plan.new),
+                              ingest_id=report.ingest_id, now=now)
+        report.n_labels = qstore.import_labels(con, plan.labels, now=now)
+        report.n_predictions = qstore.import_predictions(
+            con, plan.predictions, model_version=f"imported:{Path(names[0]).stem}", source=",".join(names), now=now)
+        qstore.log_ingest(con, report, digests, benchmark=benchmark, split=split, now=now)
+        return report
+
+    try:
+        return store.run(write)
+    except _DryRun as dry:
+        return dry.report
+
+
+class _DryRun(Exception):
+    def __init__(self, report: IngestReport) -> None:
+        self.report = report
+
+
+def _sha256(name: str) -> str | None:
+    path = Path(name)
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sample_path(name: str) -> Path:
+    """Path of a bundled data file (`benchmarks_sample.jsonl`, ...)."""
+    return Path(str(resources.files("curation") / "data" / name))
+
+
+def ingest_sample(store: Store) -> list[IngestReport]:
+    """Load the bundled real sample: 5 benchmarks, the training pool, the MedXpertQA labels."""
+    return [
+        ingest_paths(store, [sample_path(name)], annotator=annotator)
+        for name, annotator in SAMPLE_FILES
+    ]

@@ -1,0 +1,155 @@
+"""Annotations (append-only) and adjudications. Functions take an open connection.
+
+There is deliberately no update or delete here: undo, edits and Label Studio deletions
+are new rows. The current label of (question, annotator) is the latest row whose action
+is `label` or `retract`; a `retract` means "no label".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from curation.errors import InputError
+from curation.schema import LABELS
+
+
+@dataclass(frozen=True)
+class Annotation:
+    question_id: str
+    annotator: str
+    action: str  # 'label' | 'retract' | 'skip'
+    label: str | None
+    source: str  # 'app' | 'label_studio' | 'import'
+    created_at: datetime
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    confidence: int | None = None
+    rationale: str | None = None
+    source_ref: str | None = None
+    guidelines_version: str | None = None
+    suggestion_shown: bool = False
+    batch_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ("label", "retract", "skip"):
+            raise InputError(f"action {self.action!r} is not label, retract or skip")
+        if self.action == "label" and self.label not in LABELS:
+            raise InputError(f"label {self.label!r} is not one of {', '.join(LABELS)}")
+        if self.action != "label" and self.label is not None:
+            raise InputError(f"a {self.action} row carries no label")
+        if self.confidence is not None and self.confidence not in (1, 2, 3):
+            raise InputError(f"confidence {self.confidence!r} is not 1, 2 or 3")
+        if self.source not in ("app", "label_studio", "import"):
+            raise InputError(f"source {self.source!r} is not app, label_studio or import")
+
+
+_COLUMNS = (
+    "event_id, question_id, annotator, action, label, confidence, rationale, source, "
+    "source_ref, guidelines_version, suggestion_shown, batch_id, created_at"
+)
+
+
+def append(con: duckdb.DuckDBPyConnection, rows: Sequence[Annotation]) -> int:
+    """Append rows; a row whose `event_id` is already stored is skipped (idempotent).
+
+    Returns how many rows were new.
+    """
+    if not rows:
+        return 0
+    ids = [r.event_id for r in rows]
+    if len(set(ids)) != len(ids):
+        raise InputError("duplicate event_id within one append call")
+    before = con.execute("SELECT count(*) FROM annotations").fetchall()[0][0]
+    values = [
+        (
+            r.event_id, r.question_id, r.annotator, r.action, r.label, r.confidence, r.rationale,
+            r.source, r.source_ref, r.guidelines_version, r.suggestion_shown, r.batch_id, r.created_at,
+        )
+        for r in rows
+    ]
+    if len(values) == 1:
+        con.execute(
+            f"INSERT INTO annotations ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (event_id) DO NOTHING",
+            list(values[0]),
+        )
+    else:
+        import pyarrow as pa
+
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        table = pa.Table.from_pylist([dict(zip(names, v, strict=True)) for v in values])
+        con.register("_new_annotations", table)
+        try:
+            con.execute(
+                f"INSERT INTO annotations ({_COLUMNS}) SELECT {_COLUMNS} FROM _new_annotations "
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+        finally:
+            con.unregister("_new_annotations")
+    after = con.execute("SELECT count(*) FROM annotations").fetchall()[0][0]
+    return int(after - before)
+
+
+CURRENT_LABELS_SQL = """
+    SELECT question_id, annotator, label, source, created_at, confidence, batch_id
+    FROM (
+        SELECT *, row_number() OVER (
+            PARTITION BY question_id, annotator ORDER BY created_at DESC, seq DESC) AS rn
+        FROM annotations WHERE action IN ('label', 'retract')
+    ) WHERE rn = 1 AND action = 'label'
+"""
+
+
+def current_labels(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    question_ids: Iterable[str] | None = None,
+    sources: Iterable[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The current label per (question, annotator): the latest label/retract row, if a label."""
+    sql = f"SELECT * FROM ({CURRENT_LABELS_SQL}) AS cur WHERE true"
+    params: list[Any] = []
+    if question_ids is not None:
+        sql += " AND question_id IN (SELECT unnest(?))"
+        params.append(list(question_ids))
+    if sources is not None:
+        sql += " AND source IN (SELECT unnest(?))"
+        params.append(list(sources))
+    sql += " ORDER BY question_id, annotator"
+    cur = con.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def adjudicate(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    question_id: str,
+    label: str,
+    maintainer: str,
+    note: str | None,
+    created_at: datetime,
+) -> None:
+    """Record a final label for a question (append-only; the latest one counts)."""
+    if label not in LABELS:
+        raise InputError(f"label {label!r} is not one of {', '.join(LABELS)}")
+    con.execute(
+        "INSERT INTO adjudications (question_id, label, maintainer, note, created_at) VALUES (?,?,?,?,?)",
+        [question_id, label, maintainer, note, created_at],
+    )
+
+
+def current_adjudications(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    rows = con.execute(
+        """SELECT question_id, label, maintainer, note, created_at FROM (
+               SELECT *, row_number() OVER (PARTITION BY question_id ORDER BY created_at DESC, seq DESC) rn
+               FROM adjudications) WHERE rn = 1"""
+    ).fetchall()
+    return {
+        r[0]: {"label": r[1], "maintainer": r[2], "note": r[3], "created_at": r[4]} for r in rows
+    }

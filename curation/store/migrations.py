@@ -1,0 +1,243 @@
+"""Versioned schema migrations for the DuckDB store.
+
+Append a new `Migration` to `MIGRATIONS` to change the schema; never edit an applied one.
+Each migration runs in the same transaction as its `schema_migrations` row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_LABEL = "('reasoning', 'knowledge')"
+
+INITIAL = Migration(
+    1,
+    "initial tables",
+    (
+        # One row per canonical question. `options` is a JSON object {letter: text}.
+        """CREATE TABLE questions (
+            id VARCHAR PRIMARY KEY,
+            dataset_name VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            question VARCHAR NOT NULL,
+            options JSON NOT NULL,
+            answer_idx VARCHAR NOT NULL,
+            answer VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            meta JSON,
+            text_hash VARCHAR NOT NULL,
+            n_duplicates INTEGER NOT NULL DEFAULT 0,
+            ingest_id VARCHAR,
+            ingested_at TIMESTAMP NOT NULL
+        )""",
+        # Exact duplicates merged into a canonical question keep their own id here.
+        """CREATE TABLE question_aliases (
+            alias_id VARCHAR PRIMARY KEY,
+            question_id VARCHAR NOT NULL,
+            ingest_id VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE ingests (
+            id VARCHAR PRIMARY KEY,
+            paths JSON NOT NULL,
+            sha256 JSON NOT NULL,
+            benchmark VARCHAR,
+            split VARCHAR,
+            n_rows INTEGER NOT NULL,
+            n_new INTEGER NOT NULL,
+            n_duplicates INTEGER NOT NULL,
+            n_unchanged INTEGER NOT NULL,
+            n_skipped INTEGER NOT NULL,
+            n_labels INTEGER NOT NULL,
+            n_predictions INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        # Append-only: a change is a new row; nothing is updated or deleted.
+        # The current label of (question, annotator) is its latest 'label' or 'retract' row.
+        "CREATE SEQUENCE annotations_seq START 1",
+        f"""CREATE TABLE annotations (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('annotations_seq'),
+            event_id VARCHAR NOT NULL UNIQUE,
+            question_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            action VARCHAR NOT NULL CHECK (action IN ('label', 'retract', 'skip')),
+            label VARCHAR CHECK (label IS NULL OR label IN {_LABEL}),
+            confidence INTEGER CHECK (confidence IS NULL OR confidence BETWEEN 1 AND 3),
+            rationale VARCHAR,
+            source VARCHAR NOT NULL CHECK (source IN ('app', 'label_studio', 'import')),
+            source_ref VARCHAR,
+            guidelines_version VARCHAR,
+            suggestion_shown BOOLEAN NOT NULL DEFAULT false,
+            batch_id VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        "CREATE SEQUENCE adjudications_seq START 1",
+        f"""CREATE TABLE adjudications (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('adjudications_seq'),
+            question_id VARCHAR NOT NULL,
+            label VARCHAR NOT NULL CHECK (label IN {_LABEL}),
+            maintainer VARCHAR NOT NULL,
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE users (
+            name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('annotator', 'maintainer')),
+            password_hash VARCHAR NOT NULL,
+            disabled BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE batches (
+            id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL CHECK (kind IN ('gold', 'active', 'manual')),
+            overlap INTEGER NOT NULL CHECK (overlap >= 1),
+            show_suggestions BOOLEAN NOT NULL DEFAULT false,
+            strategy VARCHAR,
+            model_version VARCHAR,
+            created_by VARCHAR,
+            note VARCHAR,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        f"""CREATE TABLE batch_items (
+            batch_id VARCHAR NOT NULL,
+            question_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            suggestion_label VARCHAR CHECK (suggestion_label IS NULL OR suggestion_label IN {_LABEL}),
+            suggestion_prob DOUBLE,
+            PRIMARY KEY (batch_id, question_id)
+        )""",
+        # A lease: the item is reserved for the annotator until expires_at (or labeled).
+        """CREATE TABLE assignments (
+            batch_id VARCHAR NOT NULL,
+            question_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            assigned_at TIMESTAMP NOT NULL,
+            expires_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (batch_id, question_id, annotator)
+        )""",
+        """CREATE TABLE models (
+            version VARCHAR PRIMARY KEY,
+            base_model VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            path VARCHAR,
+            round INTEGER,
+            n_train INTEGER,
+            train_source VARCHAR,
+            threshold DOUBLE,
+            metrics JSON,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE predictions (
+            model_version VARCHAR NOT NULL,
+            question_id VARCHAR NOT NULL,
+            reasoning_prob DOUBLE NOT NULL CHECK (reasoning_prob BETWEEN 0 AND 1),
+            is_reasoning BOOLEAN NOT NULL,
+            reasoning_threshold DOUBLE NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (model_version, question_id)
+        )""",
+        """CREATE TABLE releases (
+            version VARCHAR PRIMARY KEY,
+            path VARCHAR NOT NULL,
+            manifest JSON NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE TABLE publications (
+            release_version VARCHAR NOT NULL,
+            repo_id VARCHAR NOT NULL,
+            endpoint VARCHAR NOT NULL,
+            private BOOLEAN NOT NULL,
+            revision VARCHAR,
+            commit_sha VARCHAR,
+            tag VARCHAR,
+            published_at TIMESTAMP NOT NULL
+        )""",
+    ),
+)
+
+MIGRATIONS: list[Migration] = [INITIAL]
+
+# Label Studio sync state (curation.store.labelstudio). Labels themselves live in
+# `annotations` (source='label_studio'); these tables only say what was pushed where and
+# which Label Studio annotation versions have been pulled already.
+LABEL_STUDIO = Migration(
+    2,
+    "label studio sync state",
+    (
+        # One row per Label Studio project we push to (server = normalized base URL).
+        """CREATE TABLE ls_projects (
+            server VARCHAR NOT NULL,
+            project_id BIGINT NOT NULL,
+            name VARCHAR NOT NULL,
+            overlap INTEGER NOT NULL,
+            show_suggestions BOOLEAN NOT NULL,
+            guidelines_version VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (server, project_id)
+        )""",
+        # Task <-> question map; UNIQUE (project, question) makes push idempotent.
+        """CREATE TABLE ls_tasks (
+            server VARCHAR NOT NULL,
+            project_id BIGINT NOT NULL,
+            task_id BIGINT NOT NULL,
+            question_id VARCHAR NOT NULL,
+            batch_id VARCHAR,
+            suggestion_shown BOOLEAN NOT NULL,
+            pushed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (server, project_id, task_id),
+            UNIQUE (server, project_id, question_id)
+        )""",
+        # Label Studio user -> our annotator name (fixed on first sight, or set explicitly).
+        """CREATE TABLE ls_users (
+            server VARCHAR NOT NULL,
+            ls_user_id BIGINT NOT NULL,
+            email VARCHAR,
+            annotator VARCHAR NOT NULL,
+            explicit BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (server, ls_user_id)
+        )""",
+        # Append-only: every version of a Label Studio annotation we turned into a row
+        # (kind 'version'), and its deletion (kind 'deleted').
+        """CREATE TABLE ls_annotation_versions (
+            server VARCHAR NOT NULL,
+            project_id BIGINT NOT NULL,
+            ls_annotation_id BIGINT NOT NULL,
+            updated_at VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL CHECK (kind IN ('version', 'deleted')),
+            task_id BIGINT NOT NULL,
+            question_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            event_id VARCHAR NOT NULL,
+            seen_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (server, project_id, ls_annotation_id, updated_at, kind)
+        )""",
+        "CREATE SEQUENCE ls_sync_log_seq START 1",
+        """CREATE TABLE ls_sync_log (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('ls_sync_log_seq'),
+            server VARCHAR NOT NULL,
+            project_id BIGINT,
+            direction VARCHAR NOT NULL CHECK (direction IN ('push', 'pull')),
+            batch_id VARCHAR,
+            status VARCHAR NOT NULL CHECK (status IN ('ok', 'failed')),
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP NOT NULL,
+            n_tasks INTEGER NOT NULL DEFAULT 0,
+            n_new_rows INTEGER NOT NULL DEFAULT 0,
+            n_deleted INTEGER NOT NULL DEFAULT 0,
+            n_pages INTEGER NOT NULL DEFAULT 0,
+            message VARCHAR
+        )""",
+    ),
+)
+
+MIGRATIONS.append(LABEL_STUDIO)

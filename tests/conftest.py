@@ -1,0 +1,44 @@
+"""Shared fixtures: a fresh DuckDB store file per test, the bundled sample, a CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from curation.ingest import sample_path
+from curation.store import Store
+
+# Nothing in the tests may reach the Hugging Face Hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "store.duckdb")
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[dict[str, Any]]:
+    with sample_path("benchmarks_sample.jsonl").open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run CLI commands against a store in tmp_path via CURATION_DB."""
+    db = tmp_path / "cli.duckdb"
+    monkeypatch.setenv("CURATION_DB", str(db))
+    yield db
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
