@@ -24,6 +24,7 @@ The paper's 11 benchmarks and the formats their public files come in:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -77,11 +78,8 @@ def _letter_options(values: Sequence[Any]) -> dict[str, Any]:
     return {LETTERS[i]: v for i, v in enumerate(values)}
 
 
-def canonical_dataset_name(name: Any) -> str:
-    """Map a dataset name as other releases spell it to ours (`MedQA_USLME_test` -> `medqa`)."""
-    if not isinstance(name, str) or not name.strip():
-        raise InputError(f"dataset_name {name!r} is missing or empty")
-    low = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+@functools.lru_cache(maxsize=1024)
+def _canonical_name(low: str) -> str:
     table = [
         ("medbullets_op5", "medbullets_op5"), ("medbullets_op4", "medbullets_op4"),
         ("medbullets", "medbullets_op4"), ("medxpert", "medxpertqa"), ("medmcqa", "medmcqa"),
@@ -89,10 +87,18 @@ def canonical_dataset_name(name: Any) -> str:
         ("gpqa", "gpqa"), ("hle", "hle_biomed"), ("humanity", "hle_biomed"),
         ("lancet", "lancet"), ("nejm", "nejm"),
     ]
+    low = re.sub(r"[^a-z0-9]+", "_", low.strip().lower()).strip("_")
     for prefix, canon in table:
         if low.startswith(prefix):
             return canon
     return low
+
+
+def canonical_dataset_name(name: Any) -> str:
+    """Map a dataset name as other releases spell it to ours (`MedQA_USLME_test` -> `medqa`)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"dataset_name {name!r} is missing or empty")
+    return _canonical_name(name)
 
 
 def _id_from(dataset: str, *parts: Any) -> str:

@@ -282,28 +282,47 @@ def parse_source(
             file_info["default_split"] = "train"
             file_info["default_dataset"] = "biomed_r1_train"
     source = path_or_id if not Path(path_or_id).exists() else _portable_source(path_or_id)
+    key = ADAPTER_KEY.get(id(adapter), "canonical")
+    args = (key, source, split, adapter.dataset_name, file_info)
+    results = _convert_chunk(args, records)
     out: list[ParsedRecord] = []
-    for rec in records:
+    for location, conv in results:
         report.n_rows += 1
-        ctx = adapters.Context(source=source, row=rec.row, split=split,
-                               dataset_name=adapter.dataset_name, file_info=file_info)
-        try:
-            conv = adapter.convert(rec.data, ctx)
-        except InputError as exc:
-            problems.append(InputError(exc.detail, location=rec.location))
+        if isinstance(conv, InputError):
+            problems.append(conv)
             if len(problems) >= MAX_PROBLEMS:
                 break
-            continue
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            problems.append(InputError(f"malformed record ({type(exc).__name__}: {exc})", location=rec.location))
             continue
         if conv.question is None:
             report.n_skipped += 1
             reason = conv.skip_reason or "skipped"
             report.skipped[reason] = report.skipped.get(reason, 0) + 1
             continue
-        out.append(ParsedRecord(location=rec.location, question=conv.question, label=conv.label,
+        out.append(ParsedRecord(location=location, question=conv.question, label=conv.label,
                                 prediction=conv.prediction, threshold=conv.threshold))
+    return out
+
+
+ADAPTER_KEY = {id(a): k for k, a in adapters.ADAPTERS.items()}
+
+
+def _convert_chunk(
+    args: tuple[str, str, str | None, str | None, dict[str, Any]], records: Sequence[RawRecord]
+) -> list[tuple[str, adapters.Converted | InputError]]:
+    """Convert raw records with one adapter; errors are returned with their location."""
+    key, source, split, dataset_name, file_info = args
+    adapter = adapters.ADAPTERS[key]
+    out: list[tuple[str, adapters.Converted | InputError]] = []
+    for rec in records:
+        ctx = adapters.Context(source=source, row=rec.row, split=split,
+                               dataset_name=dataset_name, file_info=file_info)
+        try:
+            out.append((rec.location, adapter.convert(rec.data, ctx)))
+        except InputError as exc:
+            out.append((rec.location, InputError(exc.detail, location=rec.location)))
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            out.append((rec.location, InputError(
+                f"malformed record ({type(exc).__name__}: {exc})", location=rec.location)))
     return out
 
 

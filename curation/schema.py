@@ -7,6 +7,7 @@ options {letter: text}, answer_idx, answer, source, meta`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -58,13 +59,18 @@ def normalize_text(text: str) -> str:
     return _WS_RE.sub(" ", _PUNCT_RE.sub(" ", unicodedata.normalize("NFKC", text).casefold())).strip()
 
 
+@functools.lru_cache(maxsize=65_536)
+def _normalize_option(text: str) -> str:
+    return normalize_text(text)  # options repeat a lot across questions (yes/no/maybe, drug names)
+
+
 def text_hash(question: str, options: Mapping[str, str]) -> str:
     """Hash of the normalized question and its normalized option texts (order-free).
 
     Two records with the same hash are exact duplicates even if their choices were
     shuffled (GPQA) or their whitespace and punctuation differ.
     """
-    opts = sorted(normalize_text(v) for v in options.values())
+    opts = sorted(_normalize_option(v) for v in options.values())
     payload = normalize_text(question) + "\x1f" + "\x1e".join(opts)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -172,7 +178,7 @@ def make_question(
     if answer is None:
         answer = opts[answer_idx]
     answer_text = _check_text(answer, "answer", MAX_OPTION_CHARS)
-    if normalize_text(answer_text) != normalize_text(opts[answer_idx]):
+    if answer_text != opts[answer_idx] and normalize_text(answer_text) != normalize_text(opts[answer_idx]):
         raise InputError(
             f"answer {answer_text[:60]!r} does not match options[{answer_idx}] {opts[answer_idx][:60]!r}"
         )
@@ -181,12 +187,14 @@ def make_question(
         meta = {}
     if not isinstance(meta, Mapping):
         raise InputError(f"meta must be an object, got {type(meta).__name__}")
-    try:
-        meta_json = json.dumps(meta, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"meta is not JSON-serializable: {exc}") from exc
-    if len(meta_json) > MAX_META_CHARS:
-        raise InputError(f"meta is {len(meta_json):,} characters of JSON; the limit is {MAX_META_CHARS:,}")
+    if meta:
+        try:
+            meta_json = json.dumps(meta, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"meta is not JSON-serializable: {exc}") from exc
+        if len(meta_json) > MAX_META_CHARS:
+            raise InputError(f"meta is {len(meta_json):,} characters of JSON; the limit is {MAX_META_CHARS:,}")
+        meta = json.loads(meta_json)
     return Question(
         id=qid,
         dataset_name=dataset,
@@ -196,7 +204,7 @@ def make_question(
         answer_idx=answer_idx,
         answer=answer_text,
         source=src,
-        meta=json.loads(meta_json),
+        meta=dict(meta),
     )
 
 
