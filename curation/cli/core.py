@@ -72,9 +72,32 @@ def stats_table(data: dict) -> Table:  # type: ignore[type-arg]
     return table
 
 
+def with_share_cis(data: dict) -> dict:  # type: ignore[type-arg]
+    """Add a Wilson 95 % CI to each benchmark's predicted reasoning share."""
+    from curation.agreement import proportion_ci
+
+    share = data.get("reasoning_share")
+    if share:
+        for row in share["per_benchmark"]:
+            lo, hi = proportion_ci(row["n_reasoning"], row["n"])
+            row["share"] = row["n_reasoning"] / row["n"]
+            row["ci"] = [lo, hi]
+    return data
+
+
+def share_table(share: dict) -> Table:  # type: ignore[type-arg]
+    table = Table(title=f"Predicted reasoning share (model {share['model_version']}; paper: 32.8 % overall)")
+    for col in ("benchmark", "split", "questions", "reasoning", "share", "95 % CI"):
+        table.add_column(col, justify="left" if col in ("benchmark", "split") else "right")
+    for r in share["per_benchmark"]:
+        table.add_row(r["dataset_name"], r["split"], f"{r['n']:,}", f"{r['n_reasoning']:,}",
+                      f"{r['share']:.1%}", f"{r['ci'][0]:.1%}-{r['ci'][1]:.1%}")
+    return table
+
+
 def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Questions per benchmark and split, duplicates merged, labels so far."""
-    data = store(db).run(qstore.stats)
+    """Questions per benchmark and split, duplicates merged, labels so far, reasoning share."""
+    data = with_share_cis(store(db).run(qstore.stats))
     if as_json:
         print_json(data)
         return
@@ -83,6 +106,8 @@ def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
     by_source = ", ".join(f"{k}: {v:,}" for k, v in data["labels"]["by_source"].items()) or "none yet"
     console.print(f"labels by class: {by_label}; by source: {by_source}; "
                   f"annotation rows: {data['labels']['rows']:,}; adjudicated: {data['adjudications']:,}")
+    if data.get("reasoning_share"):
+        console.print(share_table(data["reasoning_share"]))
 
 
 def demo(db: DbOption = None) -> None:

@@ -2,13 +2,22 @@
 
 DuckDB lets one process at a time hold a database file, so nothing here keeps it open
 longer than one unit of work: `Store.run(fn)` opens the file, runs `fn(con)` inside a
-transaction, commits and closes, retrying with backoff while another process holds the
-lock (or a concurrent transaction conflicts). Query functions for each area live in the
-sibling modules (`questions`, `annotations`, ...) and take an open connection.
+transaction, commits and closes. Query functions for each area live in the sibling
+modules (`questions`, `annotations`, ...) and take an open connection.
+
+Taking turns between processes. Every unit of work first takes an exclusive `flock` on
+`<store>.lock`: a process waiting for the store sleeps in the kernel and is woken when the
+holder finishes, instead of polling DuckDB's own lock (which a busy process could hold
+almost continuously, starving the others). Threads of one process share a hold (DuckDB
+serves several connections of one process at once), but a hold that has lasted longer than
+`SHARE_WINDOW_S` admits no new threads until it drains and the file is handed over, so
+another process waits at most about one unit of work per thread. DuckDB's own lock errors
+(another program holding the file) are still retried with backoff until `lock_timeout`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import threading
@@ -30,6 +39,65 @@ T = TypeVar("T")
 
 _MIGRATED: set[str] = set()
 _MIGRATE_LOCK = threading.Lock()
+SHARE_WINDOW_S = 0.05
+
+
+class _FileGate:
+    """Cross-process turn-taking on a store file (see the module docstring)."""
+
+    def __init__(self, lock_path: Path) -> None:
+        self.lock_path = lock_path
+        self.cond = threading.Condition()
+        self.holders = 0
+        self.fd: int | None = None
+        self.since = 0.0
+        self.draining = False
+
+    def acquire(self) -> float:
+        """Block until this thread may use the file; return the seconds waited."""
+        start = time.monotonic()
+        with self.cond:
+            while self.draining or (self.holders and time.monotonic() - self.since > SHARE_WINDOW_S):
+                if self.holders:
+                    self.draining = True
+                self.cond.wait(0.5)
+            if self.holders == 0:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                self.fd = fd
+                self.since = time.monotonic()
+            self.holders += 1
+        return time.monotonic() - start
+
+    def release(self) -> None:
+        with self.cond:
+            self.holders -= 1
+            if self.holders == 0 and self.fd is not None:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                os.close(self.fd)
+                self.fd = None
+                handed_over = self.draining
+                self.draining = False
+                self.cond.notify_all()
+                if handed_over:
+                    # let a process that was woken by the unlock take its turn first
+                    time.sleep(0.002)
+
+
+_GATES: dict[str, _FileGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _gate(path: Path) -> _FileGate:
+    with _GATES_LOCK:
+        gate = _GATES.get(str(path))
+        if gate is None:
+            gate = _GATES[str(path)] = _FileGate(path.with_name(path.name + ".lock"))
+        return gate
 
 
 def utcnow() -> datetime:
@@ -145,17 +213,25 @@ class Store:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the file for one unit of work inside a transaction; commit, then close."""
-        con = self._open()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        gate = _gate(self.path)
+        waited = gate.acquire()
+        if waited > 0.001:
+            LOCK_STATS.record(waited, 0)
         try:
-            con.execute("BEGIN TRANSACTION")
+            con = self._open()
             try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    yield con
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                con.close()
         finally:
-            con.close()
+            gate.release()
 
     def run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `fn(con)` as one transaction, retrying the whole unit on a write conflict."""

@@ -238,7 +238,24 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     by_source = dict(con.execute(
         f"SELECT source, count(*) FROM ({CURRENT_LABELS_SQL}) GROUP BY source ORDER BY source"
     ).fetchall())
+    latest = con.execute(
+        "SELECT m.version FROM models m WHERE m.kind <> 'imported' AND EXISTS "
+        "(SELECT 1 FROM predictions p WHERE p.model_version = m.version) "
+        "ORDER BY m.created_at DESC, m.version DESC LIMIT 1"
+    ).fetchall()
+    share: dict[str, Any] | None = None
+    if latest:
+        version = latest[0][0]
+        counts = con.execute(
+            "SELECT q.dataset_name, q.split, count(*), count(*) FILTER (WHERE p.is_reasoning) "
+            "FROM predictions p JOIN questions q ON q.id = p.question_id WHERE p.model_version = ? "
+            "GROUP BY ALL ORDER BY 1, 2",
+            [version],
+        ).fetchall()
+        share = {"model_version": version,
+                 "per_benchmark": [{"dataset_name": d, "split": sp, "n": n, "n_reasoning": k} for d, sp, n, k in counts]}
     return {
+        "reasoning_share": share,
         "questions": sum(r["questions"] for r in per),
         "duplicates_merged": sum(r["duplicates_merged"] for r in per),
         "per_benchmark": per,

@@ -70,3 +70,26 @@ def test_unknown_benchmark_is_named(cli_env: Path, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "q.jsonl", [{"question": "q"}])
     result = runner.invoke(app, ["ingest", str(path), "--benchmark", "nope"])
     assert result.exit_code == 2 and "unknown --benchmark 'nope'" in result.output
+
+
+def test_stats_shows_reasoning_share_with_wilson_ci(cli_env: Path, tmp_path: Path) -> None:
+    from curation.store import Store, utcnow
+
+    rows = [{"id": f"c-{i}", "dataset_name": "medqa", "question": f"Q {i}?",
+             "options": {"A": "a", "B": "b"}, "answer_idx": "A", "answer": "a", "source": "t"}
+            for i in range(10)]
+    runner.invoke(app, ["ingest", str(write_jsonl(tmp_path / "q.jsonl", rows))])
+    now = utcnow()
+
+    def add(con):  # type: ignore[no-untyped-def]
+        con.execute("INSERT INTO models (version, base_model, kind, threshold, created_at) VALUES ('m1','tfidf','tfidf',0.5,?)", [now])
+        for i in range(10):
+            con.execute("INSERT INTO predictions VALUES ('m1', ?, ?, ?, 0.5, ?)", [f"c-{i}", 0.9 if i < 3 else 0.1, i < 3, now])
+
+    Store(cli_env).run(add)
+    data = json.loads(runner.invoke(app, ["stats", "--json"]).output)
+    row = data["reasoning_share"]["per_benchmark"][0]
+    assert (row["n"], row["n_reasoning"]) == (10, 3) and row["share"] == 0.3
+    # Wilson interval for 3/10 (Newcombe 1998): 0.1078-0.6032
+    assert row["ci"][0] == pytest.approx(0.1078, abs=1e-3) and row["ci"][1] == pytest.approx(0.6032, abs=1e-3)
+    assert "Predicted reasoning share" in runner.invoke(app, ["stats"]).output
