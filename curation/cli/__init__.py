@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from curation.cli import core
+from curation.cli import core, ls
 
 app = typer.Typer(
     name="curation",
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (core,):
+for module in (core, ls):
     module.register(app)
 
 

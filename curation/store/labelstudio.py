@@ -1,0 +1,285 @@
+"""Label Studio sync state in the store. Functions take an open connection.
+
+Tables (migration 2): `ls_projects` (projects we push to), `ls_tasks` (task <-> question
+map; unique per project and question, which makes push idempotent), `ls_users` (Label
+Studio user -> our annotator), `ls_annotation_versions` (append-only: each Label Studio
+annotation version already turned into an `annotations` row, and each deletion seen) and
+`ls_sync_log` (one row per push or pull, failed ones included).
+
+The labels themselves are ordinary `annotations` rows with `source='label_studio'`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from curation.errors import InputError
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    """A Label Studio project we push to."""
+
+    server: str
+    project_id: int
+    name: str
+    overlap: int
+    show_suggestions: bool
+    guidelines_version: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """One pushed task: where it lives and which question it carries."""
+
+    task_id: int
+    question_id: str
+    batch_id: str | None
+    suggestion_shown: bool
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One Label Studio annotation version (or deletion) already stored as a label row."""
+
+    server: str
+    project_id: int
+    ls_annotation_id: int
+    updated_at: str
+    kind: str  # 'version' | 'deleted'
+    task_id: int
+    question_id: str
+    annotator: str
+    event_id: str
+    seen_at: datetime
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+# -- projects -------------------------------------------------------------------------
+
+
+def add_project(con: duckdb.DuckDBPyConnection, ref: ProjectRef) -> None:
+    con.execute(
+        "INSERT INTO ls_projects VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        [ref.server, ref.project_id, ref.name, ref.overlap, ref.show_suggestions,
+         ref.guidelines_version, ref.created_at],
+    )
+
+
+def projects(
+    con: duckdb.DuckDBPyConnection, server: str, *, name: str | None = None
+) -> list[ProjectRef]:
+    """Projects recorded for `server` (optionally only those titled `name`), oldest first."""
+    sql = "SELECT * FROM ls_projects WHERE server = ?"
+    params: list[Any] = [server]
+    if name is not None:
+        sql += " AND name = ?"
+        params.append(name)
+    rows = _dicts(con.execute(sql + " ORDER BY created_at, project_id", params))
+    return [ProjectRef(**r) for r in rows]
+
+
+# -- tasks ----------------------------------------------------------------------------
+
+
+def add_tasks(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int, tasks: Sequence[TaskRef],
+    pushed_at: datetime,
+) -> int:
+    """Record pushed tasks; a (project, question) or task already mapped is kept. Returns new."""
+    if not tasks:
+        return 0
+    import pyarrow as pa
+
+    before = con.execute("SELECT count(*) FROM ls_tasks").fetchall()[0][0]
+    table = pa.Table.from_pylist([
+        {"server": server, "project_id": project_id, "task_id": t.task_id,
+         "question_id": t.question_id, "batch_id": t.batch_id,
+         "suggestion_shown": t.suggestion_shown, "pushed_at": pushed_at}
+        for t in tasks
+    ])
+    con.register("_ls_tasks", table)
+    try:
+        con.execute(
+            "INSERT INTO ls_tasks SELECT server, project_id, task_id, question_id, batch_id, "
+            "suggestion_shown, pushed_at FROM _ls_tasks ON CONFLICT DO NOTHING"
+        )
+    finally:
+        con.unregister("_ls_tasks")
+    after = con.execute("SELECT count(*) FROM ls_tasks").fetchall()[0][0]
+    return int(after - before)
+
+
+def task_map(con: duckdb.DuckDBPyConnection, server: str, project_id: int) -> dict[int, TaskRef]:
+    """task id -> TaskRef for one project."""
+    rows = con.execute(
+        "SELECT task_id, question_id, batch_id, suggestion_shown FROM ls_tasks "
+        "WHERE server = ? AND project_id = ?",
+        [server, project_id],
+    ).fetchall()
+    return {int(r[0]): TaskRef(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
+
+
+# -- users ----------------------------------------------------------------------------
+
+
+def user_map(con: duckdb.DuckDBPyConnection, server: str) -> dict[int, str]:
+    """Label Studio user id -> our annotator name."""
+    rows = con.execute(
+        "SELECT ls_user_id, annotator FROM ls_users WHERE server = ?", [server]
+    ).fetchall()
+    return {int(r[0]): r[1] for r in rows}
+
+
+def add_users(
+    con: duckdb.DuckDBPyConnection, server: str, users: Iterable[tuple[int, str | None, str]],
+    created_at: datetime,
+) -> None:
+    """Record automatic mappings `(ls_user_id, email, annotator)`; existing ones are kept."""
+    rows = [[server, uid, email, annotator, False, created_at] for uid, email, annotator in users]
+    if rows:
+        con.executemany("INSERT INTO ls_users VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows)
+
+
+def set_user(
+    con: duckdb.DuckDBPyConnection, server: str, ls_user_id: int, email: str | None,
+    annotator: str, created_at: datetime,
+) -> None:
+    """Set the annotator of a Label Studio user explicitly (affects rows pulled from now on)."""
+    if not annotator.strip():
+        raise InputError("annotator name is empty")
+    con.execute(
+        "INSERT OR REPLACE INTO ls_users VALUES (?,?,?,?,?,?)",
+        [server, ls_user_id, email, annotator, True, created_at],
+    )
+
+
+def known_annotators(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of our app's users (to map a Label Studio user whose email or username matches)."""
+    return {r[0] for r in con.execute("SELECT name FROM users").fetchall()}
+
+
+# -- annotation versions ----------------------------------------------------------------
+
+
+def live_versions(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int
+) -> dict[int, VersionRow]:
+    """Latest stored version of each Label Studio annotation not yet seen deleted."""
+    rows = _dicts(con.execute(
+        """SELECT * EXCLUDE (rn) FROM (
+               SELECT *, row_number() OVER (
+                   PARTITION BY ls_annotation_id ORDER BY updated_at DESC, seen_at DESC) AS rn
+               FROM ls_annotation_versions
+               WHERE server = ? AND project_id = ? AND kind = 'version'
+                 AND ls_annotation_id NOT IN (
+                     SELECT ls_annotation_id FROM ls_annotation_versions
+                     WHERE server = ? AND project_id = ? AND kind = 'deleted'))
+           WHERE rn = 1""",
+        [server, project_id, server, project_id],
+    ))
+    return {int(r["ls_annotation_id"]): VersionRow(**r) for r in rows}
+
+
+def known_versions(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int
+) -> set[tuple[int, str]]:
+    """(ls_annotation_id, updated_at) of every version already stored for a project."""
+    rows = con.execute(
+        "SELECT ls_annotation_id, updated_at FROM ls_annotation_versions "
+        "WHERE server = ? AND project_id = ? AND kind = 'version'",
+        [server, project_id],
+    ).fetchall()
+    return {(int(r[0]), str(r[1])) for r in rows}
+
+
+def add_versions(con: duckdb.DuckDBPyConnection, rows: Sequence[VersionRow]) -> None:
+    if not rows:
+        return
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist([r.__dict__ for r in rows])
+    con.register("_ls_versions", table)
+    try:
+        con.execute(
+            "INSERT INTO ls_annotation_versions SELECT server, project_id, ls_annotation_id, "
+            "updated_at, kind, task_id, question_id, annotator, event_id, seen_at "
+            "FROM _ls_versions ON CONFLICT DO NOTHING"
+        )
+    finally:
+        con.unregister("_ls_versions")
+
+
+# -- sync log -------------------------------------------------------------------------
+
+
+def log_sync(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    server: str,
+    project_id: int | None,
+    direction: str,
+    status: str,
+    started_at: datetime,
+    finished_at: datetime,
+    batch_id: str | None = None,
+    n_tasks: int = 0,
+    n_new_rows: int = 0,
+    n_deleted: int = 0,
+    n_pages: int = 0,
+    message: str | None = None,
+) -> None:
+    con.execute(
+        "INSERT INTO ls_sync_log (server, project_id, direction, batch_id, status, started_at, "
+        "finished_at, n_tasks, n_new_rows, n_deleted, n_pages, message) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        [server, project_id, direction, batch_id, status, started_at, finished_at, n_tasks,
+         n_new_rows, n_deleted, n_pages, message],
+    )
+
+
+def last_syncs(
+    con: duckdb.DuckDBPyConnection, server: str, *, limit: int = 20
+) -> list[dict[str, Any]]:
+    return _dicts(con.execute(
+        "SELECT * FROM ls_sync_log WHERE server = ? ORDER BY seq DESC LIMIT ?", [server, limit]
+    ))
+
+
+def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str, Any]]:
+    """Per project: tasks pushed, tasks with a current Label Studio label, labels, last pull."""
+    return _dicts(con.execute(
+        """WITH cur AS (
+               SELECT v.project_id, v.task_id, v.ls_annotation_id FROM (
+                   SELECT *, row_number() OVER (PARTITION BY project_id, ls_annotation_id
+                                                ORDER BY updated_at DESC, seen_at DESC) rn
+                   FROM ls_annotation_versions WHERE server = $s AND kind = 'version') v
+               WHERE v.rn = 1 AND NOT EXISTS (
+                   SELECT 1 FROM ls_annotation_versions d
+                   WHERE d.server = $s AND d.kind = 'deleted' AND d.project_id = v.project_id
+                     AND d.ls_annotation_id = v.ls_annotation_id))
+           SELECT p.project_id, p.name, p.overlap, p.show_suggestions,
+                  (SELECT count(*) FROM ls_tasks t
+                    WHERE t.server = $s AND t.project_id = p.project_id) AS n_tasks,
+                  (SELECT count(DISTINCT task_id) FROM cur WHERE cur.project_id = p.project_id)
+                    AS n_annotated_tasks,
+                  (SELECT count(*) FROM cur WHERE cur.project_id = p.project_id) AS n_annotations,
+                  (SELECT max(finished_at) FROM ls_sync_log l WHERE l.server = $s
+                    AND l.project_id = p.project_id AND l.direction = 'pull' AND l.status = 'ok')
+                    AS last_pull,
+                  (SELECT max(finished_at) FROM ls_sync_log l WHERE l.server = $s
+                    AND l.project_id = p.project_id AND l.direction = 'push' AND l.status = 'ok')
+                    AS last_push
+           FROM ls_projects p WHERE p.server = $s ORDER BY p.created_at, p.project_id""",
+        {"s": server},
+    ))
