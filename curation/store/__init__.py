@@ -15,8 +15,6 @@ another process waits at most about one unit of work per thread. DuckDB's own lo
 (another program holding the file) are still retried with backoff until `lock_timeout`.
 """
 
-from __future__ import annotations
-
 import fcntl
 import os
 import random
@@ -47,6 +45,7 @@ class _FileGate:
 
     def __init__(self, lock_path: Path) -> None:
         self.lock_path = lock_path
+        self.local = threading.local()  # per-thread depth: a nested unit reuses the hold
         self.cond = threading.Condition()
         self.holders = 0
         self.fd: int | None = None
@@ -56,6 +55,10 @@ class _FileGate:
     def acquire(self) -> float:
         """Block until this thread may use the file; return the seconds waited."""
         start = time.monotonic()
+        depth = getattr(self.local, "depth", 0)
+        self.local.depth = depth + 1
+        if depth:
+            return 0.0
         with self.cond:
             while self.draining or (self.holders and time.monotonic() - self.since > SHARE_WINDOW_S):
                 if self.holders:
@@ -74,6 +77,9 @@ class _FileGate:
         return time.monotonic() - start
 
     def release(self) -> None:
+        self.local.depth -= 1
+        if self.local.depth:
+            return
         with self.cond:
             self.holders -= 1
             if self.holders == 0 and self.fd is not None:

@@ -1,0 +1,148 @@
+"""Label exports and agreement inputs, pure shaping; plus reading the guidelines file.
+
+`export_rows` turns annotation rows (every row: labels, retractions, skips) into flat
+records; `write_jsonl` / `write_csv` write them and `read_jsonl` / `read_csv` read them
+back (round trip, tested). `agreement_inputs` turns current labels into the
+`(item, rater, label)` rows and item->benchmark groups that `curation.agreement` takes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from curation.errors import ConfigError, InputError
+
+EXPORT_SCHEMA_VERSION = "1"
+EXPORT_FIELDS: tuple[str, ...] = (
+    "seq", "event_id", "question_id", "dataset_name", "annotator", "action", "label",
+    "confidence", "rationale", "source", "source_ref", "guidelines_version",
+    "suggestion_shown", "batch_id", "created_at",
+)
+FORMATS = ("jsonl", "csv")
+
+_VERSION_RE = re.compile(r"^version:\s*[\"']?([^\"'\s]+)[\"']?\s*$", re.MULTILINE)
+
+
+# -- guidelines -------------------------------------------------------------------------
+
+
+def guidelines_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`explicit`, else `$CURATION_GUIDELINES`, else `labeling_config/guidelines.md` of the checkout."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CURATION_GUIDELINES")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "labeling_config" / "guidelines.md"
+
+
+def parse_guidelines(text: str, *, location: str = "guidelines.md") -> tuple[str, str]:
+    """Split a guidelines file into `(version, body)`; the version comes from YAML front matter."""
+    if not text.startswith("---"):
+        raise InputError("no front matter: start the file with '---', 'version: X', '---'", location=location)
+    end = text.find("\n---", 3)
+    if end < 0:
+        raise InputError("front matter is not closed by a '---' line", location=location)
+    front, body = text[3:end], text[end + 4:].lstrip("\n")
+    match = _VERSION_RE.search(front)
+    if not match:
+        raise InputError("front matter has no 'version:' line", location=location)
+    return match.group(1), body
+
+
+def load_guidelines(path: str | os.PathLike[str] | None = None) -> tuple[str, str]:
+    """Read the guidelines file; returns `(version, markdown body)`."""
+    p = guidelines_path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: guidelines file not found; set CURATION_GUIDELINES to its path")
+    return parse_guidelines(p.read_text(encoding="utf-8"), location=str(p))
+
+
+# -- exports ----------------------------------------------------------------------------
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def export_rows(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flat, JSON-ready records with the export fields in a fixed order (timestamps ISO 8601)."""
+    return [{f: _iso(r.get(f)) for f in EXPORT_FIELDS} for r in rows]
+
+
+def write_jsonl(records: Sequence[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records)
+
+
+def write_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(EXPORT_FIELDS), lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in EXPORT_FIELDS})
+    return buf.getvalue()
+
+
+def render(records: Sequence[Mapping[str, Any]], fmt: str) -> str:
+    if fmt == "jsonl":
+        return write_jsonl(records)
+    if fmt == "csv":
+        return write_csv(records)
+    raise InputError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def read_jsonl(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+_INT_FIELDS = ("seq", "confidence")
+
+
+def read_csv(text: str) -> list[dict[str, Any]]:
+    """Read a CSV export back into the same records `export_rows` made."""
+    out: list[dict[str, Any]] = []
+    for rec in csv.DictReader(io.StringIO(text)):
+        row: dict[str, Any] = {k: (v if v != "" else None) for k, v in rec.items()}
+        for k in _INT_FIELDS:
+            if row.get(k) is not None:
+                row[k] = int(row[k])
+        if row.get("suggestion_shown") is not None:
+            row["suggestion_shown"] = row["suggestion_shown"] == "True"
+        out.append(row)
+    return out
+
+
+# -- agreement inputs -------------------------------------------------------------------
+
+
+def agreement_inputs(
+    current: Iterable[Mapping[str, Any]],
+) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """From current labels (`question_id, annotator, label, dataset_name`) to the rows and
+    item groups `curation.agreement.agreement_report` takes."""
+    rows: list[tuple[str, str, str]] = []
+    groups: dict[str, str] = {}
+    for r in current:
+        rows.append((str(r["question_id"]), str(r["annotator"]), str(r["label"])))
+        groups[str(r["question_id"])] = str(r["dataset_name"])
+    return rows, groups
+
+
+def disagreements(current: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Items whose current labels differ, with every annotator's row, by question id."""
+    by_q: dict[str, list[dict[str, Any]]] = {}
+    for r in current:
+        by_q.setdefault(str(r["question_id"]), []).append(dict(r))
+    return {
+        q: sorted(rs, key=lambda x: str(x["annotator"]))
+        for q, rs in sorted(by_q.items())
+        if len({x["label"] for x in rs}) > 1
+    }

@@ -1,0 +1,580 @@
+"""The annotation queue on DuckDB: gold draw, next item with leases, submit/skip/undo, progress.
+
+The rules are those of `curation.assign` (pure; `assign.choose_next` is the reference the
+SQL here implements). Each user action is one `Store.run`: submitting a label and fetching
+the next question happen in the same transaction. Inside one process (the Streamlit
+server) queue transactions are serialized by a lock, so two annotators can never take the
+last free slot of an item at once; DuckDB itself lets only one process write the file.
+
+Labels go through `curation.store.annotations.append` (append-only, idempotent by
+`event_id`): a double-submitted form adds one row.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import duckdb
+
+from curation import assign
+from curation.errors import InputError, NotFoundError, PermissionDenied
+from curation.schema import LABELS
+from curation.store import Store, utcnow
+from curation.store.annotations import Annotation, append
+from curation.store.batches import BatchItem, create_batch
+
+_QUEUE_LOCK = threading.RLock()
+T = TypeVar("T")
+
+
+def _run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    """Run `fn(con)` as one transaction, serialized with the other queue transactions of
+    this process, so two sessions can never take the last free slot of an item at once.
+    (Other processes are kept out of the file by the store's own gate.)
+
+    The file is opened *before* waiting for the lock: threads of one process share a DuckDB
+    instance while any of their connections is open, so under load the open costs ~0 ms and
+    happens outside the critical section. Under the lock the transaction is restarted (a
+    fresh snapshot that sees the previous holder's commit) and committed before the lock is
+    released; the empty transaction left behind is what `Store.connect` commits. An error
+    inside rolls back through `Store.connect`.
+    """
+    with store.connect() as con, _QUEUE_LOCK:
+        con.execute("COMMIT")
+        con.execute("BEGIN TRANSACTION")
+        result = fn(con)
+        con.execute("COMMIT")
+        con.execute("BEGIN TRANSACTION")
+        return result
+
+
+# Per (question, annotator): latest action of any kind, and latest label/retract action.
+# Ordered like `annotations.current_labels` (created_at, then seq).
+_STATE_CTE = """
+items AS (
+    SELECT bi.batch_id, bi.question_id, bi.position, bi.suggestion_label, bi.suggestion_prob,
+           b.kind, b.created_at AS batch_created_at, b.overlap, b.show_suggestions
+    FROM batch_items bi JOIN batches b ON b.id = bi.batch_id
+),
+st AS (
+    SELECT question_id, annotator,
+           arg_max(action, (created_at, seq)) AS last_action,
+           arg_max(action, (created_at, seq)) FILTER (WHERE action IN ('label', 'retract')) AS last_lab
+    FROM annotations
+    WHERE question_id IN (SELECT question_id FROM items)
+    GROUP BY ALL
+),
+lab AS (
+    SELECT question_id, count(*) FILTER (WHERE last_lab = 'label') AS n_labels
+    FROM st GROUP BY question_id
+),
+mine AS (
+    SELECT question_id, last_action IN ('label', 'skip') AS done
+    FROM st WHERE annotator = $me
+),
+leases AS (
+    SELECT a.question_id,
+           count(*) FILTER (WHERE a.annotator <> $me) AS n_leases,
+           max(a.assigned_at) FILTER (WHERE a.annotator = $me) AS my_assigned_at
+    FROM assignments a
+    LEFT JOIN st ON st.question_id = a.question_id AND st.annotator = a.annotator
+    WHERE a.expires_at > $now AND coalesce(st.last_action NOT IN ('label', 'skip'), true)
+    GROUP BY a.question_id
+),
+cand AS (
+    SELECT i.*, coalesce(lab.n_labels, 0) AS n_labels, coalesce(l.n_leases, 0) AS n_leases,
+           coalesce(mine.done, false) AS done, l.my_assigned_at,
+           NOT coalesce(mine.done, false) AND (
+               l.my_assigned_at IS NOT NULL
+               OR coalesce(lab.n_labels, 0) + coalesce(l.n_leases, 0) < i.overlap
+           ) AS is_open
+    FROM items i
+    LEFT JOIN lab ON lab.question_id = i.question_id
+    LEFT JOIN mine ON mine.question_id = i.question_id
+    LEFT JOIN leases l ON l.question_id = i.question_id
+)
+"""
+
+# One pass, no sort: the top item is an arg_min over the priority key (assign.priority).
+_NEXT_SQL = f"""
+WITH {_STATE_CTE}
+SELECT count(*) FILTER (WHERE is_open) AS n_open,
+       count(*) FILTER (WHERE done) AS n_done,
+       arg_min(
+           struct_pack(batch_id, question_id, kind, show_suggestions, suggestion_label, suggestion_prob),
+           struct_pack(
+               k0 := my_assigned_at IS NULL,
+               k1 := coalesce(-epoch_us(my_assigned_at), 0),
+               k2 := CASE kind WHEN 'gold' THEN 0 WHEN 'active' THEN 1 ELSE 2 END,
+               k3 := batch_created_at, k4 := batch_id, k5 := n_labels + n_leases,
+               k6 := position, k7 := question_id)
+       ) FILTER (WHERE is_open) AS top
+FROM cand
+"""
+
+
+def _lease_upsert(
+    con: duckdb.DuckDBPyConnection, batch_id: str, question_id: str, annotator: str,
+    now: datetime, minutes: float,
+) -> datetime:
+    expires = assign.lease_expiry(now, minutes)
+    con.execute(
+        "INSERT INTO assignments (batch_id, question_id, annotator, assigned_at, expires_at) "
+        "VALUES (?,?,?,?,?) ON CONFLICT (batch_id, question_id, annotator) "
+        "DO UPDATE SET assigned_at = excluded.assigned_at, expires_at = excluded.expires_at",
+        [batch_id, question_id, annotator, now, expires],
+    )
+    return expires
+
+
+def next_task_preview(
+    con: duckdb.DuckDBPyConnection, annotator: str, *, now: datetime | None = None
+) -> tuple[int, int]:
+    """`(done, remaining)` for the annotator, without leasing anything."""
+    rows = con.execute(_NEXT_SQL, {"me": annotator, "now": now or utcnow()}).fetchall()
+    return int(rows[0][1]), int(rows[0][0])
+
+
+def peek_next(con: duckdb.DuckDBPyConnection, annotator: str, *, now: datetime | None = None) -> str | None:
+    """The question `next_task` would lease now, without leasing it."""
+    rows = con.execute(_NEXT_SQL, {"me": annotator, "now": now or utcnow()}).fetchall()
+    return _unpack_top(rows[0][2])[1]
+
+
+def _unpack_top(top: dict[str, Any] | None) -> tuple[Any, ...]:
+    if top is None:
+        return (None,) * 6
+    return (top["batch_id"], top["question_id"], top["kind"], top["show_suggestions"],
+            top["suggestion_label"], top["suggestion_prob"])
+
+
+def candidates(
+    con: duckdb.DuckDBPyConnection, annotator: str, *, now: datetime | None = None
+) -> list[assign.Candidate]:
+    """Every batch item as `assign.Candidate`s for `annotator`, computed in Python.
+
+    The slow, obvious version of what `_NEXT_SQL` does in one query: tests check that
+    `assign.choose_next(candidates(...))` agrees with `peek_next`, and the benchmark uses it
+    as the naive baseline.
+    """
+    now = now or utcnow()
+    items = con.execute(
+        "SELECT bi.batch_id, bi.question_id, b.kind, b.created_at, bi.position, b.overlap "
+        "FROM batch_items bi JOIN batches b ON b.id = bi.batch_id"
+    ).fetchall()
+    latest: dict[tuple[str, str], str] = {}
+    latest_lab: dict[tuple[str, str], str] = {}
+    for qid, ann, action in con.execute(
+        "SELECT question_id, annotator, action FROM annotations ORDER BY created_at, seq"
+    ).fetchall():
+        latest[(qid, ann)] = action
+        if action in ("label", "retract"):
+            latest_lab[(qid, ann)] = action
+    n_labels: dict[str, int] = {}
+    for (qid, _), action in latest_lab.items():
+        n_labels[qid] = n_labels.get(qid, 0) + (action == "label")
+    n_leases: dict[str, int] = {}
+    mine: dict[str, datetime] = {}
+    for qid, ann, at in con.execute(
+        "SELECT question_id, annotator, assigned_at FROM assignments WHERE expires_at > ?", [now]
+    ).fetchall():
+        if latest.get((qid, ann)) in ("label", "skip"):
+            continue
+        if ann == annotator:
+            mine[qid] = max(at, mine.get(qid, at))
+        else:
+            n_leases[qid] = n_leases.get(qid, 0) + 1
+    return [
+        assign.Candidate(
+            batch_id=b, question_id=qid, kind=kind, batch_created_at=created, position=pos,
+            overlap=overlap, n_labels=n_labels.get(qid, 0), n_leases=n_leases.get(qid, 0),
+            done_by_me=latest.get((qid, annotator)) in ("label", "skip"), my_assigned_at=mine.get(qid),
+        )
+        for b, qid, kind, created, pos, overlap in items
+    ]
+
+
+def next_task(
+    con: duckdb.DuckDBPyConnection,
+    annotator: str,
+    *,
+    now: datetime | None = None,
+    lease_minutes: float | None = None,
+) -> dict[str, Any]:
+    """Lease the next question for `annotator` and return it with their progress.
+
+    Returns `{"task": {...} | None, "done": n, "remaining": m, "progress": 0..1}`; the task
+    holds the question, its options, the answer (the page hides it until asked), the batch
+    and the model suggestion if this batch shows one (never for gold).
+    """
+    now = now or utcnow()
+    minutes = assign.lease_minutes(lease_minutes)
+    n_open, n_done, top = con.execute(_NEXT_SQL, {"me": annotator, "now": now}).fetchall()[0]
+    batch_id, qid, kind, show, sug_label, sug_prob = _unpack_top(top)
+    out: dict[str, Any] = {
+        "task": None,
+        "done": int(n_done),
+        "remaining": int(n_open),
+        "progress": assign.progress(int(n_done), int(n_open)),
+    }
+    if qid is None:
+        return out
+    expires = _lease_upsert(con, batch_id, qid, annotator, now, minutes)
+    # a primary-key lookup (a join would scan the whole questions table)
+    dataset_name, split, text, options, answer_idx, answer = con.execute(
+        "SELECT dataset_name, split, question, options, answer_idx, answer FROM questions WHERE id = ?",
+        [qid],
+    ).fetchall()[0]
+    suggest = bool(show) and kind != "gold" and sug_label is not None
+    out["task"] = {
+        "batch_id": batch_id,
+        "batch_kind": kind,
+        "question_id": qid,
+        "dataset_name": dataset_name,
+        "split": split,
+        "question": text,
+        "options": json.loads(options) if isinstance(options, str) else dict(options),
+        "answer_idx": answer_idx,
+        "answer": answer,
+        "suggestion_label": sug_label if suggest else None,
+        "suggestion_prob": sug_prob if suggest else None,
+        "suggestion_shown": suggest,
+        "lease_expires_at": expires,
+    }
+    return out
+
+
+def submit(
+    con: duckdb.DuckDBPyConnection,
+    annotator: str,
+    question_id: str,
+    *,
+    action: str,
+    event_id: str,
+    label: str | None = None,
+    confidence: int | None = None,
+    rationale: str | None = None,
+    guidelines_version: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Record a label or a skip for a question the annotator was assigned.
+
+    Returns True if a row was added, False if `event_id` was already stored (double submit).
+    Raises PermissionDenied if the question was never assigned to this annotator.
+    Whether a suggestion was shown is decided here from the batch (never on gold).
+    """
+    if action not in ("label", "skip"):
+        raise InputError(f"action {action!r} is not label or skip (undo has its own call)")
+    if action == "label" and label not in LABELS:
+        raise InputError(f"label {label!r} is not one of {', '.join(LABELS)}")
+    found = con.execute(
+        "SELECT (SELECT count(*) FROM annotations WHERE event_id = $e) AS seen, l.* FROM (SELECT 1) "
+        "LEFT JOIN (SELECT a.batch_id, b.kind, b.show_suggestions, bi.suggestion_label "
+        "  FROM assignments a JOIN batches b ON b.id = a.batch_id "
+        "  JOIN batch_items bi ON bi.batch_id = a.batch_id AND bi.question_id = a.question_id "
+        "  WHERE a.annotator = $a AND a.question_id = $q ORDER BY a.assigned_at DESC LIMIT 1) l ON true",
+        {"e": event_id, "a": annotator, "q": question_id},
+    ).fetchall()[0]
+    if found[0]:
+        return False
+    batch_id, kind, show, sug_label = found[1:]
+    if batch_id is None:
+        raise PermissionDenied(f"question {question_id!r} is not assigned to {annotator!r}")
+    shown = bool(show) and kind != "gold" and sug_label is not None
+    rationale = (rationale or "").strip() or None
+    row = Annotation(
+        question_id=question_id,
+        annotator=annotator,
+        action=action,
+        label=label if action == "label" else None,
+        source="app",
+        created_at=now or utcnow(),
+        event_id=event_id,
+        confidence=confidence if action == "label" else None,
+        rationale=rationale if action == "label" else None,
+        guidelines_version=guidelines_version,
+        suggestion_shown=shown,
+        batch_id=batch_id,
+    )
+    return append(con, [row]) == 1
+
+
+def undo(
+    con: duckdb.DuckDBPyConnection,
+    annotator: str,
+    *,
+    event_id: str,
+    now: datetime | None = None,
+    lease_minutes: float | None = None,
+) -> str | None:
+    """Take back the annotator's most recent label or skip made in the app (a `retract` row)
+    and lease that question to them again. Returns its id, or None if nothing to undo.
+
+    Idempotent by `event_id`; repeated undos (new event ids) walk further back.
+    """
+    now = now or utcnow()
+    prior = con.execute(
+        "SELECT question_id FROM annotations WHERE event_id = ?", [event_id]
+    ).fetchall()
+    if prior:
+        return str(prior[0][0])
+    cur = con.execute(
+        """SELECT question_id, arg_max(action, (created_at, seq)) AS action, max(seq) AS seq,
+                  arg_max(batch_id, (created_at, seq)) AS batch_id
+           FROM annotations WHERE annotator = ? AND source = 'app' GROUP BY question_id""",
+        [annotator],
+    )
+    names = [d[0] for d in cur.description]
+    latest = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    target = assign.undo_target(latest)
+    if target is None:
+        return None
+    batch_id = next(r["batch_id"] for r in latest if r["question_id"] == target)
+    append(con, [Annotation(
+        question_id=target, annotator=annotator, action="retract", label=None, source="app",
+        created_at=now, event_id=event_id, batch_id=batch_id,
+    )])
+    if batch_id is not None:
+        _lease_upsert(con, batch_id, target, annotator, now, assign.lease_minutes(lease_minutes))
+    return target
+
+
+# -- one call per user action (what the app and the benchmark use) -----------------------
+
+
+def fetch_next(store: Store, annotator: str, *, lease_minutes: float | None = None) -> dict[str, Any]:
+    """Open the store once: lease and return the annotator's next question and progress."""
+    return _run_serialized(store, lambda con: next_task(con, annotator, lease_minutes=lease_minutes))
+
+
+def submit_and_next(
+    store: Store,
+    annotator: str,
+    question_id: str,
+    *,
+    action: str,
+    event_id: str,
+    label: str | None = None,
+    confidence: int | None = None,
+    rationale: str | None = None,
+    guidelines_version: str | None = None,
+    lease_minutes: float | None = None,
+) -> dict[str, Any]:
+    """Record a label/skip and lease the next question in one transaction.
+
+    Returns `next_task`'s dict plus `"recorded": bool` (False for a repeated event id).
+    """
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        added = submit(
+            con, annotator, question_id, action=action, event_id=event_id, label=label,
+            confidence=confidence, rationale=rationale, guidelines_version=guidelines_version, now=now,
+        )
+        out = next_task(con, annotator, now=now, lease_minutes=lease_minutes)
+        out["recorded"] = added
+        return out
+
+    return _run_serialized(store, work)
+
+
+def undo_and_next(
+    store: Store, annotator: str, *, event_id: str, lease_minutes: float | None = None
+) -> dict[str, Any]:
+    """Undo the last label/skip and return the re-opened question (served first)."""
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        target = undo(con, annotator, event_id=event_id, now=now, lease_minutes=lease_minutes)
+        out = next_task(con, annotator, now=now, lease_minutes=lease_minutes)
+        out["undone"] = target
+        return out
+
+    return _run_serialized(store, work)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+# -- gold set -------------------------------------------------------------------------
+
+
+def draw_gold(
+    store: Store,
+    size: int,
+    overlap: int,
+    seed: int | None = None,
+    *,
+    batch_id: str | None = None,
+    created_by: str | None = None,
+) -> dict[str, Any]:
+    """Draw a gold batch: `size` random `split='test'` questions not already in a gold batch,
+    stratified by `dataset_name`, each to be labeled by `overlap` distinct annotators.
+
+    Suggestions are never shown on gold. Returns the batch id, seed and per-benchmark counts.
+    """
+    if size < 1:
+        raise InputError(f"--size must be >= 1, got {size}")
+    if overlap < 1:
+        raise InputError(f"--overlap must be >= 1, got {overlap}")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        rows = con.execute(
+            """SELECT id, dataset_name FROM questions q WHERE split = 'test' AND NOT EXISTS (
+                   SELECT 1 FROM batch_items bi JOIN batches b ON b.id = bi.batch_id
+                   WHERE b.kind = 'gold' AND bi.question_id = q.id)"""
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                "no eligible questions (split 'test', not already in a gold batch); "
+                "ingest benchmarks first with `curation ingest`"
+            )
+        ids = assign.stratified_sample([(r[0], r[1]) for r in rows], size, seed)
+        bid = batch_id or f"gold-{now:%Y%m%dT%H%M%S}-{seed}"
+        create_batch(
+            con, batch_id=bid, kind="gold", items=[BatchItem(i) for i in ids], overlap=overlap,
+            show_suggestions=False, created_at=now, created_by=created_by,
+            strategy="random-stratified", note=f"seed={seed}",
+        )
+        by_ds = dict(
+            con.execute(
+                "SELECT q.dataset_name, count(*) FROM batch_items bi JOIN questions q ON q.id = bi.question_id "
+                "WHERE bi.batch_id = ? GROUP BY 1 ORDER BY 1",
+                [bid],
+            ).fetchall()
+        )
+        return {"batch_id": bid, "size": len(ids), "overlap": overlap, "seed": seed,
+                "per_dataset": {k: int(v) for k, v in by_ds.items()}}
+
+    return _run_serialized(store, work)
+
+
+# -- status for maintainers ----------------------------------------------------------
+
+
+def batch_status(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per batch: items, overlap, labels needed/done, complete items, active leases."""
+    now = now or utcnow()
+    cur = con.execute(
+        f"""WITH {_STATE_CTE}
+        SELECT batch_id, any_value(kind) AS kind, any_value(overlap) AS overlap,
+               any_value(batch_created_at) AS created_at, count(*) AS items,
+               sum(least(n_labels, overlap)) AS labels_done, sum(overlap) AS labels_needed,
+               count(*) FILTER (WHERE n_labels >= overlap) AS complete_items,
+               sum(n_leases) AS active_leases
+        FROM cand GROUP BY batch_id ORDER BY created_at, batch_id""",
+        {"me": "\x00", "now": now},
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def annotator_status(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per annotator: labels, skips and active leases on batch items, last activity."""
+    now = now or utcnow()
+    cur = con.execute(
+        """WITH st AS (
+               SELECT question_id, annotator, arg_max(action, (created_at, seq)) AS last_action,
+                      max(created_at) AS last_at
+               FROM annotations
+               WHERE question_id IN (SELECT question_id FROM batch_items) AND source = 'app'
+               GROUP BY ALL)
+           SELECT u.name AS annotator, u.role,
+                  count(st.question_id) FILTER (WHERE st.last_action = 'label') AS labeled,
+                  count(st.question_id) FILTER (WHERE st.last_action = 'skip') AS skipped,
+                  (SELECT count(*) FROM assignments a WHERE a.annotator = u.name AND a.expires_at > $now
+                     AND NOT EXISTS (SELECT 1 FROM st s2 WHERE s2.annotator = a.annotator
+                        AND s2.question_id = a.question_id AND s2.last_action IN ('label','skip'))
+                  ) AS active_leases,
+                  max(st.last_at) AS last_activity
+           FROM users u LEFT JOIN st ON st.annotator = u.name
+           GROUP BY u.name, u.role ORDER BY u.name""",
+        {"now": now},
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def my_history(con: duckdb.DuckDBPyConnection, annotator: str, limit: int = 50) -> list[dict[str, Any]]:
+    """The annotator's own recent app actions (their progress page)."""
+    cur = con.execute(
+        "SELECT a.created_at, a.question_id, q.dataset_name, a.action, a.label, a.confidence, a.batch_id "
+        "FROM annotations a LEFT JOIN questions q ON q.id = a.question_id "
+        "WHERE a.annotator = ? ORDER BY a.created_at DESC, a.seq DESC LIMIT ?",
+        [annotator, limit],
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+# -- reads for agreement, adjudication, exports and plots ---------------------------------
+
+_CURRENT_SQL = """
+    SELECT a.question_id, a.annotator, a.label, a.confidence, a.rationale, a.source,
+           a.created_at, q.dataset_name
+    FROM (
+        SELECT *, row_number() OVER (
+            PARTITION BY question_id, annotator ORDER BY created_at DESC, seq DESC) AS rn
+        FROM annotations WHERE action IN ('label', 'retract') {where}
+    ) a JOIN questions q ON q.id = a.question_id
+    WHERE a.rn = 1 AND a.action = 'label'
+    ORDER BY a.question_id, a.annotator
+"""
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def gold_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Current labels (any source) on questions of gold batches, with benchmark and rationale."""
+    where = """AND question_id IN (SELECT bi.question_id FROM batch_items bi
+                                   JOIN batches b ON b.id = bi.batch_id WHERE b.kind = 'gold')"""
+    return _dicts(con.execute(_CURRENT_SQL.format(where=where)))
+
+
+def all_current_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Current labels of every question (any source), with benchmark."""
+    return _dicts(con.execute(_CURRENT_SQL.format(where="")))
+
+
+def gold_questions(con: duckdb.DuckDBPyConnection, question_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Question text, options and answer for the adjudication page."""
+    cur = con.execute(
+        "SELECT id, dataset_name, question, options, answer_idx, answer FROM questions "
+        "WHERE id IN (SELECT unnest(?))",
+        [question_ids],
+    )
+    out = {}
+    for r in _dicts(cur):
+        opts = r["options"]
+        r["options"] = json.loads(opts) if isinstance(opts, str) else dict(opts)
+        out[r["id"]] = r
+    return out
+
+
+def annotation_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every annotation row (labels, retractions, skips) with the question's benchmark."""
+    return _dicts(con.execute(
+        "SELECT a.*, q.dataset_name FROM annotations a LEFT JOIN questions q ON q.id = a.question_id "
+        "ORDER BY a.seq"
+    ))
+
+
+def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Label rows per day and source (for the activity chart)."""
+    return _dicts(con.execute(
+        "SELECT CAST(created_at AS DATE) AS day, source, count(*) AS labels FROM annotations "
+        "WHERE action = 'label' GROUP BY ALL ORDER BY day, source"
+    ))

@@ -1,0 +1,233 @@
+"""AppTest: login, role enforcement, labeling with every action, undo, untrusted text."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from curation.auth import hash_password
+from curation.store import Store, utcnow
+from curation.store import queue as q
+from curation.store import users as users_store
+
+pytestmark = pytest.mark.integration
+
+APP = str(Path(__file__).resolve().parents[2] / "ui" / "app.py")
+PASSWORD = "password-1"
+XSS = '<img src=x onerror=alert(1)> <script>window.__pwned = 1</script> **bold** [link](http://x)'
+
+
+@functools.cache
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+def seed(store: Store, n: int = 4, *, overlap: int = 2, texts: dict[int, str] | None = None) -> None:
+    texts = texts or {}
+
+    def work(con) -> None:
+        con.executemany(
+            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, "
+            "source, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [[f"q{i}", "medqa" if i % 2 else "medmcqa", "test", texts.get(i, f"Question number {i}?"),
+              json.dumps({"A": "<b>yes</b>", "B": "no"}), "A", "<b>yes</b>", "test", f"h{i}", utcnow()]
+             for i in range(n)],
+        )
+        # one real Argon2 hash computed per session (hashing is slow on purpose)
+        con.executemany(
+            "INSERT INTO users (name, role, password_hash, disabled, created_at) VALUES (?,?,?,false,?)",
+            [[name, role, password_hash(), utcnow()]
+             for name, role in (("ann1", "annotator"), ("ann2", "annotator"), ("boss", "maintainer"))],
+        )
+
+    store.run(work)
+    q.draw_gold(store, n, overlap, seed=0, batch_id="gold-1")
+
+
+@pytest.fixture
+def app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    db = tmp_path / "app.duckdb"
+    monkeypatch.setenv("CURATION_DB", str(db))
+    st.cache_resource.clear()  # fresh rate limiter and store handle per test
+    st.cache_data.clear()
+    return Store(db)
+
+
+def login(name: str, password: str = PASSWORD, at: AppTest | None = None) -> AppTest:
+    at = at or AppTest.from_file(APP, default_timeout=30).run()
+    at.text_input(key="login_name").input(name)
+    at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    return at
+
+
+def texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def test_login_failure_and_success(app_store: Store) -> None:
+    seed(app_store)
+    at = login("ann1", "wrong-password")
+    assert [e.value for e in at.error] == ["Wrong user name or password."]
+    assert "btn_reasoning" not in _keys(at)
+    login("ghost", PASSWORD, at)
+    assert [e.value for e in at.error] == ["Wrong user name or password."]  # no user enumeration
+    login("ann1", at=at)
+    assert not at.error
+    assert any(t.startswith("Question number") for t in texts(at))
+    assert "btn_reasoning" in _keys(at)
+
+
+def _keys(at: AppTest) -> set[str]:
+    return {b.key for b in at.button if b.key}
+
+
+def test_login_is_rate_limited(app_store: Store) -> None:
+    seed(app_store)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    for _ in range(5):
+        login("ann2", "nope-nope-nope", at)
+        assert [e.value for e in at.error] == ["Wrong user name or password."]
+    login("ann2", at=at)  # right password, but locked out for now
+    assert "Too many failed attempts" in at.error[0].value
+    assert "btn_reasoning" not in _keys(at)
+
+
+def test_disabled_account_cannot_log_in(app_store: Store) -> None:
+    seed(app_store)
+    app_store.run(lambda con: users_store.set_disabled(con, "ann1", True))
+    at = login("ann1")
+    assert [e.value for e in at.error] == ["Wrong user name or password."]
+
+
+def test_pages_need_login(app_store: Store) -> None:
+    seed(app_store)
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    # logged out, only the login page is registered: the label page cannot be reached
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/label.py")
+    assert "btn_reasoning" not in _keys(at)
+
+
+@pytest.mark.parametrize("page", ["agreement", "adjudicate", "assignment"])
+def test_annotator_cannot_open_maintainer_pages(app_store: Store, page: str) -> None:
+    seed(app_store)
+    at = login("ann1")
+    # the router does not register maintainer pages for an annotator (server side) ...
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page(f"pages/{page}.py")
+    # ... and the page itself refuses an annotator session (defence in depth)
+    direct = AppTest.from_file(str(Path(APP).parent / "pages" / f"{page}.py"), default_timeout=30)
+    direct.session_state["auth_user"] = at.session_state["auth_user"]
+    direct.run()
+    assert [e.value for e in direct.error] == [
+        "This page needs the maintainer role; you are logged in as annotator."]
+    assert not direct.metric and not direct.dataframe
+    anon = AppTest.from_file(str(Path(APP).parent / "pages" / f"{page}.py"), default_timeout=30).run()
+    assert [e.value for e in anon.error] == ["Please log in first."]
+
+
+def test_maintainer_can_open_maintainer_pages(app_store: Store) -> None:
+    seed(app_store)
+    at = login("boss")
+    at.switch_page("pages/assignment.py").run()
+    assert not at.error
+    assert at.title[0].value == "Assignment"
+
+
+def test_router_registers_only_role_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(APP).parents[1]))
+    from ui.app import page_specs
+
+    def files(role: str, pages_dir: Path) -> set[str]:
+        return {spec[0] for section in page_specs(role, pages_dir).values() for spec in section}
+
+    assert files("annotator", tmp_path) == {"label.py", "progress.py"}
+    assert files("maintainer", tmp_path) == {
+        "label.py", "progress.py", "agreement.py", "adjudicate.py", "assignment.py"}
+    (tmp_path / "models.py").write_text("")  # another area's maintainer page, once it exists
+    assert "models.py" in files("maintainer", tmp_path)
+    assert "models.py" not in files("annotator", tmp_path)
+
+
+def test_label_every_action_and_undo(app_store: Store) -> None:
+    seed(app_store, n=4, overlap=1)
+    at = login("ann1")
+    first = at.session_state["lab_task"]["question_id"]
+    at.segmented_control(key=f"lab_conf_{at.session_state['lab_event']}").set_value("3")
+    at.text_input(key=f"lab_rat_{at.session_state['lab_event']}").input("diagnosis then mechanism")
+    at.button(key="btn_reasoning").click().run()
+    second = at.session_state["lab_task"]["question_id"]
+    assert second != first
+    at.button(key="btn_knowledge").click().run()
+    third = at.session_state["lab_task"]["question_id"]
+    at.button(key="btn_skip").click().run()
+    assert at.session_state["lab_progress"][:2] == (3, 1)
+    assert at.get("progress")[0].value == 75
+    at.button(key="btn_undo").click().run()  # takes back the skip
+    assert at.session_state["lab_task"]["question_id"] == third
+    assert at.session_state["lab_progress"][:2] == (2, 2)
+
+    rows = app_store.run(q.annotation_rows)
+    assert [(r["question_id"], r["action"], r["label"]) for r in rows] == [
+        (first, "label", "reasoning"), (second, "label", "knowledge"),
+        (third, "skip", None), (third, "retract", None)]
+    assert rows[0]["confidence"] == 3 and rows[0]["rationale"] == "diagnosis then mechanism"
+    assert rows[1]["confidence"] is None and rows[1]["rationale"] is None
+    assert {r["guidelines_version"] for r in rows if r["action"] != "retract"} == {"1.0"}
+    assert {r["source"] for r in rows} == {"app"}
+    assert not any(r["suggestion_shown"] for r in rows)
+    assert all(r["batch_id"] == "gold-1" for r in rows)
+
+    # finish the queue: the page says so
+    at.button(key="btn_reasoning").click().run()
+    at.button(key="btn_reasoning").click().run()
+    assert at.session_state["lab_task"] is None
+    assert any("queue is empty" in s.value for s in at.success)
+
+
+def test_answer_hidden_until_revealed(app_store: Store) -> None:
+    seed(app_store)
+    at = login("ann1")
+    assert not any(t.startswith("Answer:") for t in texts(at))
+    at.toggle(key=f"lab_ans_{at.session_state['lab_event']}").set_value(True).run()
+    assert "Answer: A. <b>yes</b>" in texts(at)
+
+
+def test_untrusted_question_text_is_plain_text(app_store: Store) -> None:
+    seed(app_store, n=2, texts={0: XSS, 1: XSS})
+    at = login("ann1")
+    assert XSS in texts(at)  # shown literally by st.text
+    assert "A. <b>yes</b>\nB. no" in texts(at)
+    assert not any("onerror" in m.value for m in at.markdown)
+    assert not any("onerror" in c.value for c in at.caption)
+
+
+def test_overlap_two_annotators_share_items(app_store: Store) -> None:
+    seed(app_store, n=2, overlap=2)
+    a1 = login("ann1")
+    a2 = login("ann2")
+    # both get items; with K=2 and 2 items each annotator labels both, never one twice
+    seen: dict[str, list[str]] = {"ann1": [], "ann2": []}
+    for name, at in (("ann1", a1), ("ann2", a2)):
+        while at.session_state["lab_task"] is not None:
+            seen[name].append(at.session_state["lab_task"]["question_id"])
+            at.button(key="btn_reasoning").click().run()
+    assert sorted(seen["ann1"]) == sorted(seen["ann2"]) == ["q0", "q1"]
+
+
+def test_progress_page_shows_only_own_work(app_store: Store) -> None:
+    seed(app_store)
+    at = login("ann1")
+    at.button(key="btn_reasoning").click().run()
+    other = login("ann2")
+    other.button(key="btn_knowledge").click().run()
+    at.switch_page("pages/progress.py").run()
+    assert at.metric[0].value == "1"
+    frame = at.dataframe[0].value
+    assert list(frame["action"]) == ["label"] and list(frame["label"]) == ["reasoning"]

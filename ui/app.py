@@ -1,0 +1,109 @@
+"""Streamlit router: login, then `st.navigation` over the pages the user's role may open.
+
+Run with `curation app` (or `streamlit run ui/app.py`); the store is `$CURATION_DB`.
+Pages that are not registered for a role cannot be reached by URL: that is the server-side
+enforcement. Every page re-checks its role with `ui.common.require_role` as well.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_UI = Path(__file__).resolve().parent
+for _p in (str(_UI.parent), str(_UI)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import streamlit as st  # noqa: E402
+
+from ui.common import current_user, get_store, log_in, log_out, login_limiter  # noqa: E402
+
+PAGES = _UI / "pages"
+
+# Maintainer pages written by other areas; registered when their file exists.
+OPTIONAL_MAINTAINER_PAGES = (
+    ("models.py", "Models", ":material/model_training:"),
+    ("labelstudio.py", "Label Studio", ":material/sync_alt:"),
+    ("releases.py", "Releases", ":material/inventory_2:"),
+)
+
+
+def login_page() -> None:
+    from curation.auth import check_login
+    from curation.store import users as users_store
+    from curation.store import utcnow
+
+    st.title("Reasoning vs knowledge: annotation")
+    message = st.session_state.pop("auth_message", None)
+    if message:
+        st.info(message)
+    with st.form("login"):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if not submitted:
+        return
+    limiter = login_limiter()
+    now = utcnow()
+    wait = limiter.retry_after(name, now)
+    if wait > 0:
+        st.error(f"Too many failed attempts; try again in {int(wait) + 1} s.")
+        return
+    row = get_store().run(lambda con: users_store.get_user(con, name)) if name else None
+    ok = check_login(row["password_hash"] if row else None, password)
+    if not ok or row is None or row["disabled"]:
+        limiter.record_failure(name, now)
+        st.error("Wrong user name or password.")
+        return
+    limiter.record_success(name)
+    log_in({"name": row["name"], "role": row["role"]})
+    st.rerun()
+
+
+def page_specs(role: str, pages_dir: Path = PAGES) -> dict[str, list[tuple[str, str, str]]]:
+    """Which page files a role may open, by section: `(filename, title, icon)`. Nothing else
+    is registered with `st.navigation`, so nothing else can be reached, even by URL."""
+    sections: dict[str, list[tuple[str, str, str]]] = {
+        "Annotate": [
+            ("label.py", "Label", ":material/label:"),
+            ("progress.py", "My progress", ":material/timeline:"),
+        ]
+    }
+    if role == "maintainer":
+        maintain = [
+            ("agreement.py", "Agreement", ":material/handshake:"),
+            ("adjudicate.py", "Adjudication", ":material/gavel:"),
+            ("assignment.py", "Assignment", ":material/assignment:"),
+        ]
+        maintain += [spec for spec in OPTIONAL_MAINTAINER_PAGES if (pages_dir / spec[0]).exists()]
+        sections["Maintain"] = maintain
+    return sections
+
+
+def pages_for(role: str) -> dict[str, list[st.Page]]:
+    return {
+        section: [
+            st.Page(str(PAGES / filename), title=title, icon=icon, default=(filename == "label.py"))
+            for filename, title, icon in specs
+        ]
+        for section, specs in page_specs(role).items()
+    }
+
+
+def main() -> None:
+    st.set_page_config(page_title="curation", page_icon=":material/label:", layout="wide")
+    user = current_user()
+    if user is None:
+        st.navigation([st.Page(login_page, title="Log in", icon=":material/login:")]).run()
+        return
+    with st.sidebar:
+        st.caption(f"Logged in as **{user['name']}** ({user['role']})")
+        if st.button("Log out", key="logout"):
+            log_out()
+            st.rerun()
+    st.navigation(pages_for(user["role"])).run()
+
+
+if __name__ == "__main__":  # streamlit runs the script as __main__; tests import pages_for
+    main()

@@ -1,0 +1,122 @@
+"""Helpers shared by every page of the Streamlit app: the store, the logged-in user, roles.
+
+Pages call these and `curation/` functions only. Every page starts with
+`user = require_role("annotator")` or `require_role("maintainer")`: the router
+(`ui/app.py`) registers only the pages a role may open (the server-side enforcement: an
+unregistered page cannot be reached by URL) and this check is the second line of defence.
+
+Durable state lives in `st.session_state` keys that no widget owns (`auth_user`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+# `streamlit run ui/app.py` puts ui/ on sys.path, not the project root: make `curation` importable
+# from a source checkout too (an installed package needs nothing).
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from curation import auth  # noqa: E402
+from curation.store import Store, utcnow  # noqa: E402
+
+USER_KEY = "auth_user"  # {"name", "role", "login_at", "last_seen", "checked_at"}
+ROLE_RANK = {"annotator": 1, "maintainer": 2}
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> Store:
+    return Store(path)
+
+
+def get_store() -> Store:
+    """The store named by `CURATION_DB` (read when called); cached per path. Holds no connection."""
+    return _store(os.environ.get("CURATION_DB") or "curation.duckdb")
+
+
+@st.cache_resource(show_spinner=False)
+def login_limiter() -> auth.LoginRateLimiter:
+    """One rate limiter per server process (all sessions share it)."""
+    return auth.LoginRateLimiter()
+
+
+def session_policy() -> auth.SessionPolicy:
+    return auth.SessionPolicy.from_env()
+
+
+def log_in(user: dict[str, Any]) -> None:
+    now = utcnow()
+    st.session_state[USER_KEY] = {
+        "name": user["name"],
+        "role": user["role"],
+        "login_at": now,
+        "last_seen": now,
+        "checked_at": now,
+    }
+
+
+def log_out() -> None:
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+
+
+def current_user() -> dict[str, Any] | None:
+    """The logged-in user of this session, or None (not logged in, expired or disabled).
+
+    Touches `last_seen` (idle expiry) and re-reads the account from the store at most once
+    per `SessionPolicy.recheck` so a disabled account or changed role takes effect quickly.
+    """
+    user = st.session_state.get(USER_KEY)
+    if not user:
+        return None
+    policy = session_policy()
+    now = utcnow()
+    if not policy.is_valid(login_at=user["login_at"], last_seen=user["last_seen"], now=now):
+        log_out()
+        st.session_state["auth_message"] = "Your session expired; please log in again."
+        return None
+    if policy.needs_recheck(checked_at=user["checked_at"], now=now):
+        from curation.store import users as users_store
+
+        row = get_store().run(lambda con: users_store.get_user(con, user["name"]))
+        if row is None or row["disabled"]:
+            log_out()
+            st.session_state["auth_message"] = "This account is disabled."
+            return None
+        user["role"] = row["role"]
+        user["checked_at"] = now
+    user["last_seen"] = now
+    return dict(user)
+
+
+def has_role(user: dict[str, Any] | None, role: str) -> bool:
+    """Maintainers may do everything annotators may; annotators only their own work."""
+    if user is None:
+        return False
+    return ROLE_RANK.get(user["role"], 0) >= ROLE_RANK[role]
+
+
+def require_role(role: str) -> dict[str, Any]:
+    """Return the current user if they hold `role` (or a higher one); else show an error and stop."""
+    if role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
+    user = current_user()
+    if user is None:
+        st.error("Please log in first.")
+        st.stop()
+    if not has_role(user, role):
+        st.error(f"This page needs the {role} role; you are logged in as {user['role']}.")
+        st.stop()
+    assert user is not None
+    return user
+
+
+def show_plain(text: str) -> None:
+    """Render untrusted text (question, options) literally: never as HTML or markdown."""
+    st.text(text)

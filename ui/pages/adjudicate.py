@@ -1,0 +1,61 @@
+"""Adjudication (maintainers): gold items where annotators disagree, side by side; the final
+label and a note go to `adjudications` (append-only; the latest one counts)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import curation.store.annotations as ann_store
+from curation.labels import disagreements
+from curation.schema import LABELS
+from curation.store import queue, utcnow
+from ui.common import get_store, require_role, show_plain
+
+user = require_role("maintainer")
+store = get_store()
+
+st.title("Adjudication")
+
+gold, adjudicated = store.run(lambda con: (queue.gold_labels(con), ann_store.current_adjudications(con)))
+items = disagreements(gold)
+pending = [q for q in items if q not in adjudicated]
+c1, c2 = st.columns(2)
+c1.metric("Gold items with disagreement", len(items))
+c2.metric("Still to adjudicate", len(pending))
+show_done = st.toggle("Also show adjudicated items", value=False)
+shown = list(items) if show_done else pending
+if not shown:
+    st.success("Nothing to adjudicate.")
+    st.stop()
+
+qid = st.selectbox("Question", shown, key="adj_qid")
+question = store.run(lambda con: queue.gold_questions(con, [qid]))[qid]
+st.caption(f"{question['dataset_name']} · {qid}")
+with st.container(border=True):
+    show_plain(question["question"])
+    show_plain("\n".join(f"{k}. {v}" for k, v in sorted(question["options"].items())))
+    show_plain(f"Answer: {question['answer_idx']}. {question['answer']}")
+
+st.subheader("Labels")
+cols = st.columns(len(items[qid]))
+for col, row in zip(cols, items[qid], strict=True):
+    with col.container(border=True):
+        show_plain(f"{row['annotator']} ({row['source']})")
+        show_plain(f"label: {row['label']}")
+        show_plain(f"confidence: {row['confidence'] if row['confidence'] is not None else '-'}")
+        show_plain(f"rationale: {row['rationale'] or '-'}")
+if qid in adjudicated:
+    prev = adjudicated[qid]
+    show_plain(f"Current decision: {prev['label']} by {prev['maintainer']} — {prev['note'] or ''}")
+
+with st.form(f"adj_form_{qid}"):
+    final = st.radio("Final label", LABELS, horizontal=True)
+    note = st.text_input("Note (why)", max_chars=2000)
+    if st.form_submit_button("Save decision", type="primary"):
+        store.run(lambda con: ann_store.adjudicate(
+            con, question_id=qid, label=final, maintainer=user["name"], note=note or None,
+            created_at=utcnow()))
+        st.session_state["adj_saved"] = qid
+        st.rerun()
+if st.session_state.pop("adj_saved", None):
+    st.toast("Decision saved.")
