@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from curation.cli import app_cmds, core, ls
+from curation.cli import app_cmds, core, ls, release
 
 app = typer.Typer(
     name="curation",
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (core, app_cmds, ls):
+for module in (core, app_cmds, ls, release):
     module.register(app)
 
 

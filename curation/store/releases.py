@@ -1,0 +1,92 @@
+"""Releases (built export folders) and their publications. Functions take an open connection."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from curation.errors import InputError, NotFoundError
+
+
+def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def record_release(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    version: str,
+    path: str,
+    manifest: dict[str, Any],
+    content_hash: str,
+    created_at: datetime,
+) -> bool:
+    """Record a built release. Returns False if the same version with the same content is
+    already recorded (a byte-identical rebuild); raises if it was recorded with other content."""
+    existing = con.execute(
+        "SELECT content_hash, path FROM releases WHERE version = ?", [version]
+    ).fetchall()
+    if existing:
+        if existing[0][0] == content_hash:
+            return False
+        raise InputError(
+            f"release {version!r} was already built from other content (at {existing[0][1]}); "
+            "choose a new --version: a published version must never change"
+        )
+    con.execute(
+        "INSERT INTO releases (version, path, manifest, content_hash, created_at) VALUES (?,?,?,?,?)",
+        [version, path, json.dumps(manifest, sort_keys=True, ensure_ascii=False), content_hash, created_at],
+    )
+    return True
+
+
+def get_release(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
+    rows = _rows(con.execute("SELECT * FROM releases WHERE version = ?", [version]))
+    if not rows:
+        raise NotFoundError(f"no release {version!r}; `curation release build --version {version}` makes one")
+    row = rows[0]
+    row["manifest"] = json.loads(row["manifest"])
+    return row
+
+
+def list_releases(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """All releases, newest first, with their manifests parsed."""
+    rows = _rows(
+        con.execute("SELECT version, path, manifest, content_hash, created_at FROM releases ORDER BY created_at DESC, version")
+    )
+    for r in rows:
+        r["manifest"] = json.loads(r["manifest"])
+    return rows
+
+
+def record_publication(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    release_version: str,
+    repo_id: str,
+    endpoint: str,
+    private: bool,
+    revision: str | None,
+    commit_sha: str | None,
+    tag: str | None,
+    published_at: datetime,
+) -> None:
+    con.execute(
+        "INSERT INTO publications (release_version, repo_id, endpoint, private, revision, commit_sha, tag, "
+        "published_at) VALUES (?,?,?,?,?,?,?,?)",
+        [release_version, repo_id, endpoint, private, revision, commit_sha, tag, published_at],
+    )
+
+
+def list_publications(con: duckdb.DuckDBPyConnection, release_version: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM publications"
+    params: list[Any] = []
+    if release_version is not None:
+        sql += " WHERE release_version = ?"
+        params.append(release_version)
+    sql += " ORDER BY published_at DESC, repo_id"
+    return _rows(con.execute(sql, params))

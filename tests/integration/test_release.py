@@ -1,0 +1,232 @@
+"""Release builds: offline round trip through `datasets.load_dataset`, byte-identical rebuilds,
+decontamination of planted duplicates, restricted benchmarks, labels, manifest and card."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from release_fixture import build_store
+from typer.testing import CliRunner
+
+from curation import release
+from curation.cli import app
+from curation.errors import InputError, NotFoundError, PermissionDenied
+from curation.store import Store
+from curation.store import releases as rstore
+
+pytestmark = pytest.mark.integration
+
+CMD = ["curation", "release", "build", "--version", "v1"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("release")
+    store = build_store(tmp)
+    manifest = release.build_release(store, version="v1", out=tmp / "exports", command=CMD)
+    return store, tmp / "exports" / "v1", manifest
+
+
+def _rows(folder: Path, config: str) -> list[dict[str, Any]]:
+    return release.read_config(folder, config).to_pylist()
+
+
+def test_layout_counts_and_manifest(built: tuple[Store, Path, dict[str, Any]]) -> None:
+    store, folder, manifest = built
+    assert manifest["row_counts"] == {"medmcqa": 3, "medqa": 3, "all": 6, "gold": 4, "train_reasoning": 4}
+    assert manifest["schema_version"] == release.RELEASE_SCHEMA_VERSION
+    assert manifest["model"]["version"] == "m-test"  # the newest model with predictions
+    assert manifest["selection"]["excluded_benchmarks"] == ["gpqa"]
+    assert manifest["requires_private"] is False
+    assert manifest["command"] == CMD
+    assert manifest["store"]["schema_version"] >= 1 and manifest["store"]["n_questions"] == 18
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == sorted([*manifest["files"], "manifest.json"])
+    for rel, meta in manifest["files"].items():
+        assert release.sha256_file(folder / rel) == meta["sha256"]
+    release.verify_release(folder)
+    recorded = store.run(lambda con: rstore.get_release(con, "v1"))
+    assert recorded["content_hash"] == manifest["content_hash"]
+    # no restricted text anywhere in the folder
+    for p in folder.rglob("*"):
+        if p.is_file():
+            assert b"Restricted question text" not in p.read_bytes()
+            assert b"Restricted training question" not in p.read_bytes()
+
+
+def test_decontamination_removes_planted_duplicates(built: tuple[Store, Path, dict[str, Any]]) -> None:
+    _, folder, manifest = built
+    removed = {r["id"]: r for r in manifest["decontamination"]["removed"]}
+    assert set(removed) == {"medmcqa-900001", "medmcqa-900002", "medmcqa-900003", "pubmedqa-900004"}
+    assert removed["medmcqa-900001"] == {"id": "medmcqa-900001", "match_id": "medmcqa-000011", "kind": "exact", "jaccard": 1.0}
+    assert removed["medmcqa-900002"]["match_id"] == "medmcqa-000010"
+    assert removed["medmcqa-900003"]["match_id"] == "medqa-000001"
+    assert removed["pubmedqa-900004"]["match_id"] == "pubmedqa-val-1"  # validation split checked too
+    train = _rows(folder, "train_reasoning")
+    assert [r["id"] for r in train] == ["medmcqa-900005", "medmcqa-900006", "medmcqa-900007", "pubmedqa-900008"]
+    assert all(r["is_reasoning"] and r["source"] == "tests/release_fixture" for r in train)
+
+
+def test_human_labels_and_predictions(built: tuple[Store, Path, dict[str, Any]]) -> None:
+    _, folder, _ = built
+    rows = {r["id"]: r for r in _rows(folder, "all")}
+    assert list(rows) == sorted(rows, key=lambda i: (rows[i]["dataset_name"], i))  # ORDER BY dataset_name, id
+    r = rows["medqa-000001"]
+    assert (r["human_label"], r["n_annotators"], r["label_source"]) == ("reasoning", 3, "majority")
+    assert r["annotator_agreement"] == pytest.approx(2 / 3)
+    assert (r["reasoning_prob"], r["is_reasoning"], r["reasoning_threshold"], r["model_version"]) == (0.91, True, 0.5, "m-test")
+    assert json.loads(r["options"])["A"] == "Right coronary artery" and r["answer"] == "Right coronary artery"
+    r = rows["medqa-000002"]  # mia's label was retracted
+    assert (r["human_label"], r["n_annotators"], r["annotator_agreement"]) == ("knowledge", 2, 1.0)
+    r = rows["medqa-000003"]
+    assert (r["human_label"], r["label_source"]) == ("reasoning", "adjudicated")
+    r = rows["medmcqa-000010"]
+    assert (r["human_label"], r["label_source"], r["n_annotators"]) == (None, "tie", 2)
+    assert (rows["medmcqa-000012"]["human_label"], rows["medmcqa-000012"]["label_source"]) == ("knowledge", "imported")
+    assert (rows["medmcqa-000011"]["human_label"], rows["medmcqa-000011"]["n_annotators"]) == (None, 0)
+    gold = {g["id"]: g for g in _rows(folder, "gold")}
+    assert set(gold) == {"medqa-000001", "medqa-000002", "medqa-000003", "medmcqa-000010"}
+    assert gold["medqa-000001"]["annotations"] == [
+        {"annotator": "annotator_01", "label": "reasoning"},   # adam
+        {"annotator": "annotator_02", "label": "knowledge"},   # mia
+        {"annotator": "annotator_03", "label": "reasoning"},   # zoe
+    ]
+    for p in folder.rglob("*"):
+        if p.is_file():
+            assert b"zoe" not in p.read_bytes()  # annotators are pseudonymized
+
+
+def test_card_content(built: tuple[Store, Path, dict[str, Any]]) -> None:
+    _, folder, manifest = built
+    text = (folder / "README.md").read_text(encoding="utf-8")
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard(text)
+    data = card.data.to_dict()
+    assert [c["config_name"] for c in data["configs"]] == ["medmcqa", "medqa", "all", "gold", "train_reasoning"]
+    assert data["license"] == ["mit"]
+    for key in ("task_categories", "size_categories", "annotations_creators", "source_datasets"):
+        assert data[key]
+    assert "32.8 %" in text and "Thapa" in text and "2505.11462" in text
+    assert "Guidelines version: 1.0" in text
+    assert "Left out of this release because their licences forbid redistribution: gpqa." in text
+    assert "Percent agreement".lower() in text.lower()
+    assert "Agreement with the human label on 3 gold items" in text
+    assert "reasoning_share.png" in text and (folder / "reasoning_share.png").read_bytes()[:4] == b"\x89PNG"
+    assert manifest["model_agreement_on_gold"]["n_items"] == 3
+    assert "Restricted" not in text
+
+
+EXPECTED_DTYPES = {
+    "id": "string", "question": "string", "answer": "string", "options": "string", "answer_idx": "string",
+    "dataset_name": "string", "reasoning_prob": "float64", "is_reasoning": "bool",
+    "reasoning_threshold": "float64", "human_label": "string", "n_annotators": "int32",
+    "annotator_agreement": "float64", "label_source": "string", "model_version": "string",
+}
+
+
+def test_load_dataset_offline_every_config(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    """`datasets.load_dataset(folder, config, split=...)` in a fresh offline process."""
+    _, folder, manifest = built
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from datasets import load_dataset
+        folder, configs = sys.argv[1], json.loads(sys.argv[2])
+        out = {}
+        for name, split in configs.items():
+            ds = load_dataset(folder, name, split=split)
+            out[name] = {"rows": ds.num_rows, "dtypes": {k: str(v.dtype) if hasattr(v, "dtype") else repr(v)
+                         for k, v in ds.features.items()}, "first": ds[0]["id"] if ds.num_rows else None}
+        print(json.dumps(out))
+        """
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    configs = {k: v["split"] for k, v in manifest["configs"].items()}
+    res = subprocess.run([sys.executable, "-c", script, str(folder), json.dumps(configs)],
+                         capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    for name, info in out.items():
+        assert info["rows"] == manifest["row_counts"][name]
+        for col, dtype in EXPECTED_DTYPES.items():
+            assert info["dtypes"][col] == dtype, (name, col, info["dtypes"][col])
+    assert out["all"]["first"] == "medmcqa-000010"
+    assert "annotations" in out["gold"]["dtypes"] and "source" in out["train_reasoning"]["dtypes"]
+
+
+def test_rebuild_is_byte_identical(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    store, folder, manifest = built
+    again = release.build_release(store, version="v1", out=tmp_path / "again", command=CMD)
+    other = tmp_path / "again" / "v1"
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(other).as_posix() for p in other.rglob("*") if p.is_file())
+    for f in files:
+        assert (folder / f).read_bytes() == (other / f).read_bytes(), f
+    assert again["content_hash"] == manifest["content_hash"]
+
+
+def test_changed_store_cannot_reuse_a_version(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    store, _, _ = built
+    with pytest.raises(InputError, match="already exists"):
+        release.build_release(store, version="v1", out=built[1].parent, command=CMD)
+    with pytest.raises(InputError, match="already built from other content"):
+        release.build_release(store, version="v1", out=tmp_path / "x", command=CMD, threshold=0.9)
+    assert not (tmp_path / "x" / "v1").exists()
+    assert not [p for p in (tmp_path / "x").iterdir()]  # the temporary folder was removed
+
+
+def test_threshold_caps_model_choice_and_restricted(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    store, _, _ = built
+    m = release.build_release(store, version="v2", out=tmp_path, threshold=0.7, caps=["medmcqa=1"], command=None)
+    train = _rows(tmp_path / "v2", "train_reasoning")
+    # candidates >= 0.7: 900002, 900003 (removed), 900005 (0.81), 900007 (0.77); cap 1 keeps the highest
+    assert [r["id"] for r in train] == ["medmcqa-900005"]
+    assert m["selection"]["n_removed_by_caps"] == 1
+    m3 = release.build_release(store, version="v3", out=tmp_path, model="m-old", include_restricted=True)
+    assert m3["requires_private"] is True and m3["model"]["version"] == "m-old"
+    assert "gpqa" in m3["configs"] and m3["row_counts"]["all"] == 7
+    with pytest.raises(PermissionDenied, match="--private"):
+        release.publish_release(store, tmp_path / "v3", repo_id="org/x", private=False, dry_run=True)
+    with pytest.raises(NotFoundError):
+        release.build_release(store, version="v4", out=tmp_path, model="nope")
+    with pytest.raises(InputError, match="--cap"):
+        release.build_release(store, version="v4", out=tmp_path, caps=["medmcqa"])
+    with pytest.raises(InputError, match="not valid"):
+        release.build_release(store, version="../evil", out=tmp_path)
+
+
+def test_tampered_release_is_refused(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    store, folder, _ = built
+    import shutil
+
+    copy = tmp_path / "v1"
+    shutil.copytree(folder, copy)
+    (copy / "data" / "all" / "test.parquet").write_bytes(b"tampered")
+    (copy / "extra.txt").write_text("x")
+    with pytest.raises(InputError, match="sha256 differs") as exc:
+        release.publish_release(store, copy, repo_id="org/x", dry_run=True)
+    assert "extra.txt: not listed" in str(exc.value)
+
+
+def test_cli_build_and_list(tmp_path: Path) -> None:
+    store = build_store(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["release", "build", "--version", "v9", "--out", str(tmp_path / "ex"),
+                              "--db", str(store.path)])
+    assert res.exit_code == 0, res.output
+    assert "load_dataset(" in res.output and "train_reasoning" in res.output
+    assert pq.read_table(tmp_path / "ex" / "v9" / "data" / "all" / "test.parquet").num_rows == 6
+    res = runner.invoke(app, ["release", "list", "--db", str(store.path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)[0]["version"] == "v9"
+    res = runner.invoke(app, ["release", "build", "--version", "v9", "--out", str(tmp_path / "ex"),
+                              "--db", str(store.path)])
+    assert res.exit_code == 2 and "already exists" in res.output
