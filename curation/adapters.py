@@ -124,13 +124,17 @@ def _label(raw: Mapping[str, Any]) -> str | None:
 # --- adapters ---------------------------------------------------------------------------
 
 
+_CANONICAL_KEYS = frozenset({
+    "id", "dataset_name", "split", "question", "options", "answer_idx", "answer", "source", "meta",
+    "label", "reasoning_prob", "is_reasoning", "reasoning_threshold"})
+
+
 def convert_canonical(raw: Mapping[str, Any], ctx: Context) -> Converted:
     _need(raw, "id", "question", "options", "answer_idx")
     dataset = ctx.dataset_name or raw.get("dataset_name")
     if dataset is None:
         raise InputError("missing field dataset_name (or pass --benchmark NAME)")
-    known = {"id", "dataset_name", "split", "question", "options", "answer_idx", "answer",
-             "source", "meta", "label", "reasoning_prob", "is_reasoning", "reasoning_threshold"}
+    known = _CANONICAL_KEYS
     meta = dict(raw.get("meta") or {}) if isinstance(raw.get("meta") or {}, Mapping) else raw.get("meta")
     if isinstance(meta, dict):
         for k, v in raw.items():
@@ -163,6 +167,8 @@ def convert_biomed_r1(raw: Mapping[str, Any], ctx: Context) -> Converted:
             options = json.loads(options)
         except json.JSONDecodeError as exc:
             raise InputError(f"options is not valid JSON: {exc.msg} at char {exc.pos}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise InputError("options is not readable JSON (nested too deeply or a number too long)") from exc
     if isinstance(options, list):
         options = _letter_options(options)
     dataset = ctx.dataset_name or raw.get("dataset_name") or ctx.file_info.get("default_dataset")

@@ -103,6 +103,12 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(";")[0][:200]
+
+
 def read_jsonl(path: Path) -> Iterator[RawRecord]:
     data = _read_bytes(path)
     row = 0
@@ -114,6 +120,8 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
         except json.JSONDecodeError as exc:
             what = "truncated JSON" if exc.msg.startswith(("Expecting", "Unterminated")) else "invalid JSON"
             raise InputError(f"{what}: {exc.msg} at column {exc.colno}", location=f"{path}:{lineno}") from exc
+        except (ValueError, RecursionError) as exc:  # nesting too deep, integer too long
+            raise InputError(f"unreadable JSON: {_json_problem(exc)}", location=f"{path}:{lineno}") from exc
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object per line, got {type(obj).__name__}", location=f"{path}:{lineno}")
         yield RawRecord(f"{path}:{lineno}", row, obj)
@@ -127,6 +135,8 @@ def read_json(path: Path) -> Iterator[RawRecord]:
         obj = json.loads(data.decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} at column {exc.colno}", location=f"{path}:{exc.lineno}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"unreadable JSON: {_json_problem(exc)}", location=str(path)) from exc
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if isinstance(obj, list):
@@ -170,8 +180,8 @@ def _parse_cells(rec: dict[str, Any]) -> dict[str, Any]:
         if k in ("options", "meta") and isinstance(v, str) and v.strip().startswith(("{", "[")):
             try:
                 v = json.loads(v)
-            except json.JSONDecodeError:
-                pass
+            except (ValueError, RecursionError):
+                pass  # left as text; the adapter then says what it expected
         elif k in ("cop",) and isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
             v = int(v)
         elif k in ("reasoning_prob", "reasoning_threshold") and isinstance(v, str) and v.strip():
@@ -320,7 +330,7 @@ def _convert_chunk(
             out.append((rec.location, adapter.convert(rec.data, ctx)))
         except InputError as exc:
             out.append((rec.location, InputError(exc.detail, location=rec.location)))
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
             out.append((rec.location, InputError(
                 f"malformed record ({type(exc).__name__}: {exc})", location=rec.location)))
     return out

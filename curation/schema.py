@@ -41,8 +41,9 @@ _PUNCT_RE = re.compile(r"[^\w\s]")
 
 # ASCII fast path: every ASCII character that is not a word character or whitespace -> space
 _ASCII_TABLE = str.maketrans({
-    chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) == "_" or chr(i).isspace())
+    chr(i): " " for i in range(1, 128) if not (chr(i).isalnum() or chr(i) == "_" or chr(i).isspace())
 })
+_ASCII_TABLE_NUL = {**_ASCII_TABLE, 0: " "}  # normalize_text: NUL is punctuation too
 
 
 def normalize_text(text: str) -> str:
@@ -51,7 +52,7 @@ def normalize_text(text: str) -> str:
     NFKC, case-folded, punctuation removed, whitespace collapsed. Idempotent.
     """
     if text.isascii():
-        return " ".join(text.lower().translate(_ASCII_TABLE).split())
+        return " ".join(text.lower().translate(_ASCII_TABLE_NUL).split())
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _PUNCT_RE.sub(" ", text)
     text = _WS_RE.sub(" ", text).strip()
@@ -70,8 +71,15 @@ def text_hash(question: str, options: Mapping[str, str]) -> str:
     Two records with the same hash are exact duplicates even if their choices were
     shuffled (GPQA) or their whitespace and punctuation differ.
     """
-    opts = sorted(_normalize_option(v) for v in options.values())
-    payload = normalize_text(question) + "\x1f" + "\x1e".join(opts)
+    values = list(options.values())
+    joined = "\x00".join([question, *values])
+    if joined.isascii() and joined.count("\x00") == len(values):
+        # one pass over all parts: NUL survives the translation as a token and splits them back
+        parts = " ".join(joined.lower().translate(_ASCII_TABLE).split()).split("\x00")
+        norm_q, norm_opts = parts[0].strip(), [p.strip() for p in parts[1:]]
+    else:
+        norm_q, norm_opts = normalize_text(question), [_normalize_option(v) for v in values]
+    payload = norm_q + "\x1f" + "\x1e".join(sorted(norm_opts))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -113,6 +113,8 @@ def utcnow() -> datetime:
 
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
+    if isinstance(exc, duckdb.Error) and "Unique file handle conflict" in text:
+        return True  # another thread of this process is opening or closing the file: transient
     return isinstance(exc, duckdb.IOException) and (
         "Could not set lock" in text or "Conflicting lock" in text
     )

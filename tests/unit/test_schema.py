@@ -88,3 +88,23 @@ def test_invalid_fields_are_named(change: dict, message: str) -> None:  # type: 
 def test_model_input_format() -> None:
     text = format_for_model("Q?", {"B": "two", "A": "one"})
     assert text == "Q?\n\nA. one\nB. two"
+
+
+def _reference_hash(question: str, options: dict[str, str]) -> str:
+    import hashlib
+
+    opts = sorted(_slow_normalize(v) for v in options.values())
+    payload = _slow_normalize(question) + "\x1f" + "\x1e".join(opts)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@given(st.text(), st.lists(st.text(), min_size=2, max_size=5))
+def test_one_pass_hash_matches_the_definition(question: str, opts: list[str]) -> None:
+    options = {chr(65 + i): o for i, o in enumerate(opts)}
+    assert text_hash(question, options) == _reference_hash(question, options)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)), st.lists(st.text(alphabet=st.characters(max_codepoint=127)), min_size=2, max_size=5))
+def test_one_pass_hash_matches_the_definition_ascii(question: str, opts: list[str]) -> None:
+    options = {chr(65 + i): o for i, o in enumerate(opts)}
+    assert text_hash(question, options) == _reference_hash(question, options)
