@@ -22,7 +22,7 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
-console = Console()
+console = Console(soft_wrap=True)  # long paths and commands stay copy-pasteable
 err_console = Console(stderr=True)
 
 

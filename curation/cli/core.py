@@ -110,14 +110,80 @@ def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
         console.print(share_table(data["reasoning_share"]))
 
 
-def demo(db: DbOption = None) -> None:
-    """The main job on the embedded defaults: ingest the bundled real sample, print stats."""
+def demo(
+    db: DbOption = None,
+    port: Annotated[int | None, typer.Option(
+        "--port", help="Port for the app [env: CURATION_DEMO_PORT; default 8501].")] = None,
+    no_app: Annotated[bool, typer.Option("--no-app", help="Stop after the release; do not start the app.")] = False,
+) -> None:
+    """The main job on the embedded defaults: ingest the bundled sample, create demo users and a
+    gold batch, train a first classifier and score the store, build a release, start the app."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from curation import demo as D
+    from curation.cli.app_cmds import app_command
+    from curation.cli.model import progress_bar
+
     s = store(db)
-    console.print(f"store: {s.path}")
-    reports = ingest_sample(s)
-    console.print(_report_table(reports))
-    data = s.run(qstore.stats)
+    console.print(f"[bold]1/6 ingest[/] the bundled sample into {s.path}")
+    console.print(_report_table(D.ingest(s)))
+    console.print("[bold]2/6 users[/]")
+    users = D.ensure_users(s)
+    for name, password in users["created"].items():
+        console.print(f"  created {name} / password {password}")
+    console.print(f"  credentials are in {users['credentials_file']}")
+    console.print("[bold]3/6 gold batch[/]")
+    gold = D.ensure_gold(s)
+    console.print(f"  {gold['batch_id']} ({'new' if gold['created'] else 'exists'})")
+    console.print(f"[bold]4/6 classifier[/]: {D.DEMO_MODEL} on the bundled MedXpertQA labels, then score the store")
+    with progress_bar() as bar:
+        model = D.ensure_model(s, progress=bar)
+    if model["trained"]:
+        v = model["trained"]["validation"]
+        console.print(f"  trained {model['trained']['model_version']}: validation balanced accuracy "
+                      f"{v.get('balanced_accuracy', float('nan')):.3f}, kappa {v.get('kappa', float('nan')):.3f}")
+    console.print(f"  scored {model['scored']['n']:,} questions; predicted reasoning share "
+                  f"{model['scored']['reasoning_share']:.1%}")
+    data = with_share_cis(s.run(qstore.stats))
     console.print(stats_table(data))
+    if data.get("reasoning_share"):
+        console.print(share_table(data["reasoning_share"]))
+    console.print("[bold]5/6 release[/]")
+    rel = D.ensure_release(s)
+    console.print(f"  {rel['path']} ({'built' if rel['created'] else 'exists'}); load it with:")
+    console.print(f"  python -c \"import datasets; print(datasets.load_dataset('{rel['path']}', 'all', split='test'))\"",
+                  highlight=False, markup=False)
+    if no_app:
+        console.print("demo ready (no app)")
+        return
+    port = port or int(os.environ.get("CURATION_DEMO_PORT") or 8501)
+    console.print(f"[bold]6/6 app[/] on http://127.0.0.1:{port}")
+    env = {**os.environ, "CURATION_DB": str(s.path)}
+    proc = subprocess.Popen(app_command(port, str(s.path)), env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        if proc.poll() is not None:
+            raise typer.Exit(proc.returncode or 1)
+        console.print(f"demo ready: open http://127.0.0.1:{port} and log in with the credentials above "
+                      "(Ctrl-C stops the app)", highlight=False)
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 def register(app: typer.Typer) -> None:

@@ -118,7 +118,7 @@ def test_config_shows_task_data_only_as_plain_text() -> None:
     Studio), never by `HyperText`/`HTML` or inside a `Header`/`Style` value."""
     import xml.etree.ElementTree as ET
 
-    root = ET.parse(Path(__file__).resolve().parents[2] / "labeling_config" / "reasoning_knowledge.xml").getroot()
+    root = ET.parse(Path(__file__).resolve().parents[3] / "labeling_config" / "reasoning_knowledge.xml").getroot()
     for el in root.iter():
         assert el.tag.lower() not in ("hypertext", "html"), f"<{el.tag}> renders HTML"
         for attr, val in el.attrib.items():

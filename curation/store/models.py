@@ -1,0 +1,273 @@
+"""Models and predictions tables, and the training labels the store holds.
+
+Functions take an open connection (`Store.run(lambda con: ...)`). Predictions are written
+in bulk through a registered pyarrow table. Training labels:
+
+* a question in a gold batch gets its latest adjudication, else the strict majority of its
+  current human labels (none on a tie);
+* any other question gets its latest adjudication if there is one, else the strict majority
+  of its current human labels (sources ``app`` and ``label_studio``; ties dropped);
+* imported labels (source ``import``) count only when `include_import=True`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from curation.errors import InputError, NotFoundError
+from curation.store.annotations import current_adjudications, current_labels
+
+HUMAN_SOURCES = ("app", "label_studio")
+
+
+@dataclass(frozen=True)
+class LabeledQuestion:
+    question_id: str
+    label: str
+    origin: str  # 'adjudication' | 'majority'
+    n_votes: int
+    gold: bool
+    question: str
+    options: dict[str, str]
+    dataset_name: str
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _majority(labels: Sequence[str]) -> str | None:
+    if not labels:
+        return None
+    top = Counter(labels).most_common()
+    if len(top) > 1 and top[0][1] == top[1][1]:
+        return None
+    return top[0][0]
+
+
+def gold_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Question ids in any gold batch."""
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT bi.question_id FROM batch_items bi JOIN batches b ON b.id = bi.batch_id "
+            "WHERE b.kind = 'gold'"
+        ).fetchall()
+    }
+
+
+def human_label_rows(con: duckdb.DuckDBPyConnection, question_ids: Iterable[str] | None = None, *, include_import: bool = False) -> list[tuple[str, str, str]]:
+    """(question_id, annotator, label) of current labels from people (plus imports if asked)."""
+    sources = HUMAN_SOURCES + (("import",) if include_import else ())
+    return [
+        (r["question_id"], r["annotator"], r["label"])
+        for r in current_labels(con, question_ids=question_ids, sources=sources)
+    ]
+
+
+def training_labels(con: duckdb.DuckDBPyConnection, *, include_import: bool = False) -> list[LabeledQuestion]:
+    """One label per question (see the module docstring), with question text, ordered by id."""
+    adj = current_adjudications(con)
+    votes: dict[str, list[str]] = {}
+    for qid, _rater, label in human_label_rows(con, include_import=include_import):
+        votes.setdefault(qid, []).append(label)
+    gold = gold_ids(con)
+    chosen: dict[str, tuple[str, str, int]] = {}
+    for qid in set(adj) | set(votes):
+        if qid in adj:
+            chosen[qid] = (adj[qid]["label"], "adjudication", len(votes.get(qid, [])))
+        else:
+            m = _majority(votes[qid])
+            if m is not None:
+                chosen[qid] = (m, "majority", len(votes[qid]))
+    if not chosen:
+        return []
+    cur = con.execute(
+        "SELECT id, question, options, dataset_name FROM questions WHERE id IN (SELECT unnest(?)) ORDER BY id",
+        [sorted(chosen)],
+    )
+    out = []
+    for qid, text, options, ds in cur.fetchall():
+        label, origin, n = chosen[qid]
+        opts = json.loads(options) if isinstance(options, str) else dict(options)
+        out.append(LabeledQuestion(qid, label, origin, n, qid in gold, text, opts, ds))
+    return out
+
+
+# -- models -----------------------------------------------------------------------------
+def register_model(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    version: str,
+    base_model: str,
+    kind: str,
+    path: str | None,
+    n_train: int,
+    train_source: str,
+    threshold: float,
+    metrics: Mapping[str, Any],
+    created_at: datetime,
+    round: int | None = None,
+) -> int:
+    """Add a trained model; `round` defaults to 1 + the number of models trained from the store
+    (for store-trained models) else NULL. Returns the round."""
+    if con.execute("SELECT 1 FROM models WHERE version = ?", [version]).fetchall():
+        raise InputError(f"model version {version!r} is already registered")
+    if round is None and train_source == "store":
+        round = int(con.execute("SELECT count(*) FROM models WHERE train_source = 'store'").fetchall()[0][0]) + 1
+    con.execute(
+        "INSERT INTO models (version, base_model, kind, path, round, n_train, train_source, threshold, metrics, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [version, base_model, kind, path, round, n_train, train_source, threshold,
+         json.dumps(metrics, default=str, allow_nan=False) if metrics else None, created_at],
+    )
+    return round or 0
+
+
+def _model_row(r: dict[str, Any]) -> dict[str, Any]:
+    m = r.get("metrics")
+    r["metrics"] = json.loads(m) if isinstance(m, str) else (m or {})
+    return r
+
+
+def list_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every registered model, oldest first."""
+    return [_model_row(r) for r in _dicts(con.execute("SELECT * FROM models ORDER BY created_at, version"))]
+
+
+def get_model(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
+    rows = _dicts(con.execute("SELECT * FROM models WHERE version = ?", [version]))
+    if not rows:
+        raise NotFoundError(f"no model {version!r}; `curation al status` lists models")
+    return _model_row(rows[0])
+
+
+def latest_model(con: duckdb.DuckDBPyConnection, *, with_predictions: bool = False) -> dict[str, Any] | None:
+    """The newest registered model (optionally: the newest that has predictions)."""
+    sql = "SELECT * FROM models"
+    if with_predictions:
+        sql += " WHERE version IN (SELECT DISTINCT model_version FROM predictions)"
+    rows = _dicts(con.execute(sql + " ORDER BY created_at DESC, version DESC LIMIT 1"))
+    return _model_row(rows[0]) if rows else None
+
+
+# -- predictions ------------------------------------------------------------------------
+def write_predictions(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model_version: str,
+    question_ids: Sequence[str],
+    probs: Sequence[float],
+    threshold: float,
+    created_at: datetime,
+) -> int:
+    """Bulk-write (replace) this model's predictions for the given questions."""
+    import pyarrow as pa
+
+    if len(question_ids) != len(probs):
+        raise InputError(f"{len(question_ids)} ids but {len(probs)} probabilities")
+    if not question_ids:
+        return 0
+    p = [min(1.0, max(0.0, float(x))) for x in probs]
+    table = pa.table({
+        "model_version": pa.array([model_version] * len(p), pa.string()),
+        "question_id": pa.array(list(question_ids), pa.string()),
+        "reasoning_prob": pa.array(p, pa.float64()),
+        "is_reasoning": pa.array([x >= threshold for x in p], pa.bool_()),
+        "reasoning_threshold": pa.array([float(threshold)] * len(p), pa.float64()),
+        "created_at": pa.array([created_at] * len(p), pa.timestamp("us")),
+    })
+    con.register("_new_predictions", table)
+    try:
+        con.execute(
+            "INSERT OR REPLACE INTO predictions SELECT model_version, question_id, reasoning_prob, "
+            "is_reasoning, reasoning_threshold, created_at FROM _new_predictions"
+        )
+    finally:
+        con.unregister("_new_predictions")
+    return len(p)
+
+
+def predictions(con: duckdb.DuckDBPyConnection, model_version: str) -> dict[str, dict[str, Any]]:
+    """question_id -> {reasoning_prob, is_reasoning, reasoning_threshold} for one model."""
+    rows = con.execute(
+        "SELECT question_id, reasoning_prob, is_reasoning, reasoning_threshold FROM predictions "
+        "WHERE model_version = ?",
+        [model_version],
+    ).fetchall()
+    return {r[0]: {"reasoning_prob": r[1], "is_reasoning": r[2], "reasoning_threshold": r[3]} for r in rows}
+
+
+def latest_predictions(con: duckdb.DuckDBPyConnection) -> tuple[str | None, dict[str, dict[str, Any]]]:
+    """(model version, predictions) of the newest model that has predictions."""
+    m = latest_model(con, with_predictions=True)
+    if m is None:
+        return None, {}
+    return m["version"], predictions(con, m["version"])
+
+
+def prediction_versions(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Model versions that have predictions, newest model first."""
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT m.version FROM models m WHERE m.version IN (SELECT DISTINCT model_version FROM predictions) "
+            "ORDER BY m.created_at DESC, m.version DESC"
+        ).fetchall()
+    ]
+
+
+def questions_for_scoring(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """id, question, options (decoded) of every question, ordered by id."""
+    out = []
+    for qid, text, options in con.execute("SELECT id, question, options FROM questions ORDER BY id").fetchall():
+        out.append({"id": qid, "question": text, "options": json.loads(options) if isinstance(options, str) else dict(options)})
+    return out
+
+
+def active_candidates(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Questions eligible for active learning: not in any batch (gold or queued) and with no
+    current label from any source. Ordered by id."""
+    rows = con.execute(
+        """SELECT q.id, q.question, q.options FROM questions q
+           WHERE q.id NOT IN (SELECT question_id FROM batch_items)
+             AND q.id NOT IN (SELECT DISTINCT question_id FROM annotations WHERE action = 'label')
+             AND q.id NOT IN (SELECT question_id FROM adjudications)
+           ORDER BY q.id"""
+    ).fetchall()
+    return [{"id": r[0], "question": r[1], "options": json.loads(r[2]) if isinstance(r[2], str) else dict(r[2])} for r in rows]
+
+
+def next_active_round(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT count(*) FROM batches WHERE kind = 'active'").fetchall()[0][0]) + 1
+
+
+def reasoning_share_by_benchmark(con: duckdb.DuckDBPyConnection, model_version: str | None = None) -> list[dict[str, Any]]:
+    """Per benchmark: questions scored, how many `is_reasoning`, the share and its Wilson 95 % CI,
+    from one model's predictions (default: the newest model that has predictions)."""
+    from curation.agreement import proportion_ci
+
+    if model_version is None:
+        m = latest_model(con, with_predictions=True)
+        if m is None:
+            return []
+        model_version = m["version"]
+    rows = con.execute(
+        "SELECT q.dataset_name, count(*), count(*) FILTER (WHERE p.is_reasoning) FROM predictions p "
+        "JOIN questions q ON q.id = p.question_id WHERE p.model_version = ? GROUP BY 1 ORDER BY 1",
+        [model_version],
+    ).fetchall()
+    out = []
+    for ds, n, k in rows:
+        lo, hi = proportion_ci(int(k), int(n))
+        out.append({"dataset_name": ds, "model_version": model_version, "n": int(n), "n_reasoning": int(k),
+                    "reasoning_share": k / n if n else None, "ci_low": lo, "ci_high": hi})
+    return out

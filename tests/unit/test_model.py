@@ -1,0 +1,247 @@
+"""Unit tests of curation.model with a tiny random BERT built locally and the tfidf baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curation import model as M
+from curation.errors import ConfigError, InputError, NotFoundError
+from curation.schema import format_for_model
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "curation" / "data" / "medxpertqa_labeled_dev.jsonl"
+
+
+def _rows(n: int | None = None) -> list[dict]:
+    rows = [json.loads(x) for x in DATA.read_text(encoding="utf-8").splitlines() if x.strip()]
+    return rows[:n] if n else rows
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, hidden-64 random BERT with a WordPiece tokenizer trained on bundled text."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    texts = [format_for_model(r["question"], r["options"]) for r in _rows(200)]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    fast.save_pretrained(folder)
+    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=128, max_position_embeddings=512, num_labels=2)
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(cfg).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[str], list[str]]:
+    rows = _rows(160)
+    return [format_for_model(r["question"], r["options"]) for r in rows], [r["label"] for r in rows]
+
+
+# -- pure pieces ------------------------------------------------------------------------
+def test_select_device_both_branches() -> None:
+    assert M.select_device("auto", cuda_available=False) == M.DeviceChoice("cpu", None)
+    assert M.select_device("auto", cuda_available=True, bf16_supported=True) == M.DeviceChoice("cuda", "bfloat16")
+    assert M.select_device("cuda:1", cuda_available=True, bf16_supported=False) == M.DeviceChoice("cuda:1", None)
+    assert M.select_device("cpu", cuda_available=True) == M.DeviceChoice("cpu", None)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        M.select_device("cuda", cuda_available=False)
+    with pytest.raises(InputError):
+        M.select_device("tpu", cuda_available=False)
+
+
+def test_autocast_path_runs_on_cpu(tiny_bert: Path) -> None:
+    """The GPU branch's bf16 autocast code path, exercised on CPU (CPU autocast supports bf16)."""
+    import torch
+
+    tok, mdl = M.load_base(str(tiny_bert))
+    info = M.ModelInfo("transformer", "t", str(tiny_bert), 0.5, M.Calibrator().to_dict(), 64)
+    amp = M.TransformerClassifier(tok, mdl, info, M.DeviceChoice("cpu", "bfloat16"))
+    with M.autocast_context(amp.device):
+        assert torch.is_autocast_enabled("cpu")
+    z_amp = amp.logits(["a patient with fever", "which vitamin"])
+    fp32 = M.TransformerClassifier(tok, mdl, info, M.DeviceChoice("cpu", None))
+    z = fp32.logits(["a patient with fever", "which vitamin"])
+    assert z_amp.shape == z.shape == (2,)
+    assert np.allclose(z_amp, z, atol=0.1)  # bf16 is close but not identical
+
+
+def test_metrics_and_threshold() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.35, 0.3, 0.2, 0.1])
+    t = M.choose_threshold(y, p, "kappa")
+    assert 0.3 < t <= 0.35
+    m = M.classification_metrics(y, p, t)
+    assert m["accuracy"] == 1.0 and m["kappa"] == 1.0 and m["balanced_accuracy"] == 1.0 and m["f1_macro"] == 1.0
+    assert M.choose_threshold(np.ones(4), np.linspace(0, 1, 4)) == 0.5  # single class -> 0.5
+    assert M.choose_threshold(y, p, "fixed", fixed=0.7) == 0.7
+    assert M.expected_calibration_error([1.0, 0.0], [1, 0]) == 0.0
+    assert M.expected_calibration_error([0.9, 0.9], [0, 0]) == pytest.approx(0.9)
+
+
+def test_calibration_reduces_ece() -> None:
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 1, 2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(0.5 * z - 1.0)))).astype(int)  # true slope 0.5, shift -1
+    before = M.expected_calibration_error(1 / (1 + np.exp(-z)), y)
+    for method in ("platt", "isotonic"):
+        cal = M.fit_calibrator(z, y, method)
+        after = M.expected_calibration_error(cal(z), y)
+        assert after < before / 2, method
+        assert M.Calibrator.from_dict(cal.to_dict())(z[:5]) == pytest.approx(cal(z[:5]))
+    temp = M.fit_calibrator(z, y, "temperature")
+    assert temp.b == 0.0 and 0.3 < temp.a < 0.8
+    assert np.all(np.diff(M.fit_calibrator(z, y, "platt")(np.sort(z))) >= 0)  # never flips ranking
+
+
+def test_stratified_split_is_stratified_and_deterministic() -> None:
+    y = np.array([1] * 80 + [0] * 20)
+    rest, held = M.stratified_split(y, 0.2, 3)
+    assert len(held) == 20 and y[held].sum() == 16
+    assert set(rest) | set(held) == set(range(100)) and not set(rest) & set(held)
+    assert np.array_equal(held, M.stratified_split(y, 0.2, 3)[1])
+    assert not np.array_equal(held, M.stratified_split(y, 0.2, 4)[1])
+
+
+def test_encode_labels_rejects_unknown() -> None:
+    assert M.encode_labels(["reasoning", "knowledge"]).tolist() == [1, 0]
+    with pytest.raises(InputError, match="row 2"):
+        M.encode_labels(["reasoning", "Reasoning"])
+
+
+# -- training, save/load, scoring ------------------------------------------------------
+def test_tfidf_train_save_load_roundtrip(tmp_path: Path, data: tuple[list[str], list[str]]) -> None:
+    texts, labels = data
+    clf = M.train(texts, labels, M.TrainConfig(base="tfidf", seed=1))
+    assert clf.info.kind == "tfidf" and 0 < clf.threshold < 1
+    v = clf.info.metrics["validation"]
+    assert {"ece_before_calibration", "ece_after_calibration", "kappa", "balanced_accuracy"} <= v.keys()
+    path = clf.save(tmp_path / "m")
+    assert not any(p.suffix in (".pkl", ".joblib") for p in path.iterdir())  # no pickle
+    meta = json.loads((path / M.MODEL_FILE).read_text())
+    assert meta["reasoning_threshold"] == clf.threshold and meta["version"] == clf.version and meta["base"] == "tfidf"
+    again = M.load(path)
+    p1, p2 = clf.predict_proba(texts[:30]), again.predict_proba(texts[:30])
+    assert np.allclose(p1, p2) and np.all((p1 >= 0) & (p1 <= 1))
+    assert again.predict_proba([]).shape == (0,)
+    assert clf.embed(texts[:10]).shape[0] == 10
+
+
+def test_tfidf_is_deterministic(data: tuple[list[str], list[str]]) -> None:
+    texts, labels = data
+    a = M.train(texts, labels, M.TrainConfig(base="tfidf", seed=2)).predict_proba(texts[:20])
+    b = M.train(texts, labels, M.TrainConfig(base="tfidf", seed=2)).predict_proba(texts[:20])
+    assert np.array_equal(a, b)
+
+
+def test_train_rejects_single_class_and_tiny(data: tuple[list[str], list[str]]) -> None:
+    texts, _ = data
+    with pytest.raises(InputError, match="both labels"):
+        M.train(texts[:10], ["reasoning"] * 10, M.TrainConfig(base="tfidf"))
+    with pytest.raises(InputError, match="at least 4"):
+        M.train(texts[:2], ["reasoning", "knowledge"], M.TrainConfig(base="tfidf"))
+    with pytest.raises(InputError, match="calibration"):
+        M.train(texts, ["reasoning"] * len(texts), M.TrainConfig(base="tfidf", calibration="magic"))
+
+
+def test_tiny_bert_trains_saves_loads(tmp_path: Path, tiny_bert: Path, data: tuple[list[str], list[str]]) -> None:
+    texts, labels = data
+    cfg = M.TrainConfig(base=str(tiny_bert), epochs=2, max_length=64, batch_size=16, learning_rate=1e-3, seed=0, device="cpu")
+    seen: list[tuple[str, int, int]] = []
+    clf = M.train(texts, labels, cfg, progress=lambda s, d, t: seen.append((s, d, t)))
+    assert seen and seen[-1][1] == seen[-1][2]
+    log = clf.info.metrics["training"]
+    assert 1 <= log["best_epoch"] <= 2 and len(log["epochs"]) >= 1
+    path = clf.save(tmp_path / "bert")
+    assert (path / "config.json").exists() and (path / M.MODEL_FILE).exists()
+    assert any(p.name.startswith("tokenizer") for p in path.iterdir())
+    again = M.load(path, device="cpu")
+    assert again.version == clf.version and again.threshold == clf.threshold
+    p1 = clf.predict_proba(texts[:40], batch_size=7)
+    p2 = again.predict_proba(texts[:40], batch_size=64)
+    assert np.allclose(p1, p2, atol=1e-5)  # batching / padding does not change scores
+    # order independence of length-sorted batches
+    perm = np.random.default_rng(0).permutation(40)
+    assert np.allclose(again.predict_proba([texts[i] for i in perm]), p2[perm], atol=1e-5)
+    emb = again.embed(texts[:5])
+    assert emb.shape == (5, 64) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+
+
+def test_tiny_bert_seed_is_reproducible(tiny_bert: Path, data: tuple[list[str], list[str]]) -> None:
+    texts, labels = data
+    cfg = M.TrainConfig(base=str(tiny_bert), epochs=1, max_length=32, batch_size=32, seed=5, device="cpu")
+    a = M.train(texts[:80], labels[:80], cfg).logits(texts[:10])
+    b = M.train(texts[:80], labels[:80], cfg).logits(texts[:10])
+    assert np.allclose(a, b, atol=1e-6)
+
+
+def test_early_stopping_keeps_best_epoch(tiny_bert: Path, data: tuple[list[str], list[str]]) -> None:
+    texts, labels = data
+    # a huge learning rate makes validation loss blow up after the first epoch
+    cfg = M.TrainConfig(base=str(tiny_bert), epochs=3, patience=1, max_length=32, batch_size=16,
+                        learning_rate=0.5, warmup_ratio=0.0, seed=0, device="cpu")
+    log = M.train(texts[:100], labels[:100], cfg).info.metrics["training"]
+    losses = [e["val_loss"] for e in log["epochs"]]
+    assert log["best_epoch"] == 1 + int(np.argmin(losses))
+    if len(losses) < 3:
+        assert log["stopped_early"]
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="curation train"):
+        M.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a curation model folder"):
+        M.load(tmp_path / "empty")
+    with pytest.raises(InputError, match="config.json"):
+        M.load_base(str(tmp_path / "empty"))
+
+
+def test_minilm_resolves_to_bundled_folder() -> None:
+    path = Path(M.resolve_base("minilm"))
+    assert (path / "config.json").exists()
+    assert M.resolve_base("tfidf") == "tfidf"
+
+
+def test_default_base_offline_error_names_minilm(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
+    code = (
+        "from curation import model as M\n"
+        "from curation.errors import ConfigError\n"
+        "try:\n    M.load_base(M.DEFAULT_BASE)\nexcept ConfigError as e:\n    print('ERR', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("ERR"), out.stderr[-2000:]
+    assert "--model minilm" in out.stdout and "HF_HUB_OFFLINE" in out.stdout and M.DEFAULT_BASE in out.stdout
+
+
+def test_cli_train_default_model_offline_says_use_minilm(tmp_path: Path) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    labels = tmp_path / "l.jsonl"
+    labels.write_text("".join(json.dumps(r) + "\n" for r in _rows(12)))
+    out = subprocess.run(
+        [sys.executable, "-c", "from curation.cli import main; main()", "train", "--labels", str(labels), "--out", str(tmp_path / "m")],
+        env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr[-2000:]
+    assert "--model minilm" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,102 @@
+"""Models (maintainers): agreement with the gold set over rounds, the stopping rule, the
+registered models, and label-noise flags for review. Question text is shown as plain text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from ui.common import require_role
+
+require_role("maintainer")
+
+from curation.cli.model import al_flags, al_status  # noqa: E402
+from curation.store import models as sm  # noqa: E402
+from curation.store import queue  # noqa: E402
+from ui.common import get_store, show_plain  # noqa: E402
+
+store = get_store()
+st.title("Models and agreement with people")
+
+status = al_status(db=str(store.path))
+models = store.run(sm.list_models)
+
+if not models:
+    st.info("No model yet. Train one with `curation train --labels store --model minilm --out models/round-1`.")
+    st.stop()
+
+# -- stopping rule ----------------------------------------------------------------------
+c1, c2, c3 = st.columns(3)
+c1.metric("Model-gold kappa (latest round)", "n/a" if status["model_kappa"] is None else f"{status['model_kappa']:.3f}")
+c2.metric("Human-human kappa, lower 95 % bound", "n/a" if status["human_kappa_ci_low"] is None else f"{status['human_kappa_ci_low']:.3f}")
+c3.metric("Predictions changed since last round", "n/a" if status["changed_fraction"] is None else f"{status['changed_fraction']:.2%}")
+(st.success if status["stop"] else st.info)(status["message"])
+
+# -- agreement over rounds --------------------------------------------------------------
+rounds = [r for r in status["rounds"] if r["kappa"] is not None]
+
+
+def agreement_chart(rounds: list[dict[str, Any]]) -> alt.LayerChart:
+    rows = []
+    for r in rounds:
+        lo, hi = r["kappa_ci"] or [None, None]
+        rows.append({"round": r["round"], "who": "model vs gold", "kappa": r["kappa"], "lo": lo, "hi": hi})
+        if r["human_kappa"] is not None:
+            hlo, hhi = r["human_kappa_ci"] or [None, None]
+            rows.append({"round": r["round"], "who": "human vs human", "kappa": r["human_kappa"], "lo": hlo, "hi": hhi})
+    df = pd.DataFrame(rows, columns=["round", "who", "kappa", "lo", "hi"])
+    base = alt.Chart(df).encode(x=alt.X("round:O", title="round"), color=alt.Color("who:N", title=None))
+    return (
+        base.mark_line(point=True).encode(y=alt.Y("kappa:Q", title="Cohen's kappa (95 % CI)", scale=alt.Scale(domain=[-0.2, 1])),
+                                          tooltip=["round", "who", alt.Tooltip("kappa:Q", format=".3f")])
+        + base.mark_errorbar().encode(y="lo:Q", y2="hi:Q")
+    ).properties(title="Agreement on the gold set over rounds", height=300)
+
+
+st.subheader("Agreement over rounds")
+if rounds:
+    st.altair_chart(agreement_chart(rounds), use_container_width=True)
+else:
+    st.caption("No store-trained model has been evaluated on an adjudicated gold set yet.")
+
+table = pd.DataFrame([
+    {"round": m.get("round"), "version": m["version"], "base": m["base_model"], "kind": m["kind"],
+     "trained on": m.get("n_train"), "source": m.get("train_source"), "threshold": m.get("threshold"),
+     "gold n": (m["metrics"].get("gold") or {}).get("n_gold"),
+     "gold kappa": (m["metrics"].get("gold") or {}).get("kappa"),
+     "gold balanced acc": (m["metrics"].get("gold") or {}).get("balanced_accuracy"),
+     "created": m["created_at"]}
+    for m in reversed(models)
+])
+st.dataframe(table, hide_index=True, use_container_width=True)
+
+# -- label-noise flags ------------------------------------------------------------------
+st.subheader("Label-noise flags")
+st.caption("Human labels that a model trained on the other folds (5-fold, TF-IDF) contradicts with high confidence. "
+           "Review them on the Adjudication page.")
+min_conf = st.slider("Minimum model confidence", 0.6, 0.99, 0.8, 0.01, key="flags_min_conf")
+
+
+@st.cache_data(show_spinner="Computing out-of-fold predictions...", max_entries=4, ttl=600)
+def _flags(db: str, n_labels: int, min_conf: float) -> dict[str, Any]:
+    return al_flags(db=db, model="tfidf", min_confidence=min_conf)
+
+
+n_labels = store.run(lambda con: len(sm.training_labels(con)))
+if n_labels < 10:
+    st.caption(f"{n_labels} labeled questions; flags need at least 10.")
+else:
+    flags = _flags(str(store.path), n_labels, min_conf)
+    st.caption(f"{flags['n_flagged']} of {flags['n_labels']} labels flagged.")
+    if flags["flags"]:
+        fdf = pd.DataFrame(flags["flags"])[["id", "label", "model_label", "model_confidence", "origin", "n_votes"]]
+        st.dataframe(fdf, hide_index=True, use_container_width=True)
+        pick = st.selectbox("Show question", [f["id"] for f in flags["flags"]], key="flags_pick")
+        if pick:
+            q = store.run(lambda con: queue.gold_questions(con, [pick])).get(pick)
+            if q:
+                show_plain(q["question"])
+                show_plain("\n".join(f"{k}. {v}" for k, v in sorted(q["options"].items())))
