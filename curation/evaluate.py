@@ -63,26 +63,19 @@ def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such predictions file")
+    from curation.ingest import read_jsonl
+
     rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            loc = f"{p}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", location=loc) from None
-            if not isinstance(obj, dict):
-                raise InputError("each line must be a JSON object {\"id\", \"predicted\"}", location=loc)
-            if "id" not in obj or "predicted" not in obj:
-                raise InputError("needs fields \"id\" and \"predicted\" (and optionally \"adversarial\")", location=loc)
-            qid = str(obj["id"])
-            if qid in seen:
-                raise InputError(f"id {qid!r} already predicted on line {seen[qid]}", location=loc)
-            seen[qid] = lineno
-            rows.append({"id": qid, "predicted": obj["predicted"], **({"adversarial": obj["adversarial"]} if "adversarial" in obj else {})})
+    for rec in read_jsonl(p):  # located errors for bad bytes, bad JSON, non-objects
+        loc, obj, lineno = rec.location, rec.data, int(rec.location.rsplit(":", 1)[1])
+        if "id" not in obj or "predicted" not in obj:
+            raise InputError("needs fields \"id\" and \"predicted\" (and optionally \"adversarial\")", location=loc)
+        qid = str(obj["id"])
+        if qid in seen:
+            raise InputError(f"id {qid!r} already predicted on line {seen[qid]}", location=loc)
+        seen[qid] = lineno
+        rows.append({"id": qid, "predicted": obj["predicted"], **({"adversarial": obj["adversarial"]} if "adversarial" in obj else {})})
     if not rows:
         raise InputError(f"{p}: no predictions in the file")
     return rows

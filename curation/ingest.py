@@ -118,8 +118,11 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            what = "truncated JSON" if exc.msg.startswith(("Expecting", "Unterminated")) else "invalid JSON"
-            raise InputError(f"{what}: {exc.msg} at column {exc.colno}", location=f"{path}:{lineno}") from exc
+            if exc.pos >= len(line.rstrip()):  # the parser ran off the end of the line
+                raise InputError(f"truncated JSON: {exc.msg} at column {exc.colno}",
+                                 location=f"{path}:{lineno}") from exc
+            raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})",
+                             location=f"{path}:{lineno}") from exc
         except (ValueError, RecursionError) as exc:  # nesting too deep, integer too long
             raise InputError(f"unreadable JSON: {_json_problem(exc)}", location=f"{path}:{lineno}") from exc
         if not isinstance(obj, dict):

@@ -42,40 +42,33 @@ def read_questions_jsonl(path: str | Path, *, require_label: bool) -> list[dict[
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")
+    from curation.ingest import read_jsonl
+
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    with p.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            loc = f"{p}:{n}"
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", location=loc) from None
-            if not isinstance(r, dict):
-                raise InputError("each line must be a JSON object", location=loc)
-            qid = r.get("id")
-            if isinstance(qid, int) and not isinstance(qid, bool):
-                qid = str(qid)
-            if not isinstance(qid, str) or not qid:
-                raise InputError("missing or empty 'id'", location=loc)
-            if qid in seen:
-                raise InputError(f"id {qid!r} appears twice", location=loc)
-            seen.add(qid)
-            q = r.get("question")
-            if not isinstance(q, str) or not q.strip():
-                raise InputError("missing or empty 'question'", location=loc)
-            opts = r.get("options")
-            if not isinstance(opts, dict) or not all(isinstance(v, str) for v in opts.values()):
-                raise InputError("'options' must be an object {letter: text}", location=loc)
-            row = {"id": qid, "question": q, "options": opts}
-            if require_label:
-                lab = r.get("label")
-                if lab not in LABELS:
-                    raise InputError(f"label {lab!r} is not one of {', '.join(LABELS)}", location=loc)
-                row["label"] = lab
-            rows.append(row)
+    for rec in read_jsonl(p):  # located errors for bad bytes, bad JSON, non-objects
+        loc, r = rec.location, rec.data
+        qid = r.get("id")
+        if isinstance(qid, int) and not isinstance(qid, bool):
+            qid = str(qid)
+        if not isinstance(qid, str) or not qid:
+            raise InputError("missing or empty 'id'", location=loc)
+        if qid in seen:
+            raise InputError(f"id {qid!r} appears twice", location=loc)
+        seen.add(qid)
+        q = r.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise InputError("missing or empty 'question'", location=loc)
+        opts = r.get("options")
+        if not isinstance(opts, dict) or not all(isinstance(v, str) for v in opts.values()):
+            raise InputError("'options' must be an object {letter: text}", location=loc)
+        row = {"id": qid, "question": q, "options": opts}
+        if require_label:
+            lab = r.get("label")
+            if lab not in LABELS:
+                raise InputError(f"label {lab!r} is not one of {', '.join(LABELS)}", location=loc)
+            row["label"] = lab
+        rows.append(row)
     if not rows:
         raise InputError(f"{p}: no rows")
     return rows
