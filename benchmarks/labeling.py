@@ -40,11 +40,14 @@ from curation.store import LOCK_STATS, Store, utcnow  # noqa: E402
 from curation.store import queue as q  # noqa: E402
 from curation.store.batches import BatchItem, create_batch  # noqa: E402
 
+APP_DB_THREADS = 1  # ui.common.APP_DB_THREADS (not imported: that module needs streamlit)
+
 DATASETS = ("medqa", "medmcqa", "pubmedqa", "medxpertqa", "mmlu_pro_health_biology")
 
 
-def build_store(path: Path, n_questions: int, n_annotators: int, gold: int, active: int) -> Store:
-    store = Store(path)
+def build_store(path: Path, n_questions: int, n_annotators: int, gold: int, active: int,
+                threads: int | None) -> Store:
+    store = Store(path, threads=threads)
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -186,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--active", type=int, default=1000, help="active batch size (K=1)")
     ap.add_argument("--double-every", type=int, default=5, help="send every n-th submission twice")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--db-threads", type=int, default=APP_DB_THREADS,
+                    help="DuckDB threads, as the app sets them (ui.common.APP_DB_THREADS)")
     ap.add_argument("--stress", action="store_true", help="also run with no think time")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "labeling.json")
     args = ap.parse_args(argv)
@@ -198,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             for mode in modes:
                 t0 = time.perf_counter()
                 store = build_store(Path(tmp) / f"{mode}-{int(think)}.duckdb", args.questions,
-                                    args.annotators, args.gold, args.active)
+                                    args.annotators, args.gold, args.active, args.db_threads)
                 build_s = time.perf_counter() - t0
                 res = simulate(store, mode, args.annotators, args.actions, think, args.double_every, seed=1)
                 res["build_s"] = round(build_s, 1)
@@ -206,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "labeling: submit -> next question ready (server side)",
         "questions": args.questions, "annotators": args.annotators, "gold": args.gold,
-        "active": args.active, "target_p95_ms": 100, "machine": {
+        "active": args.active, "db_threads": args.db_threads, "target_p95_ms": 100, "machine": {
             "python": platform.python_version(), "cpus": __import__("os").cpu_count(),
             "duckdb": duckdb.__version__, "loadavg_at_end": list(__import__("os").getloadavg())},
         "lock_retries": LOCK_STATS.retries, "runs": runs,

@@ -25,13 +25,13 @@ Conventions (the same for every function in this module):
 * **Percent agreement** is the mean over pairable items of the share of agreeing rater pairs on
   that item, ``sum_k n_ik (n_ik - 1) / (n_i (n_i - 1))`` -- Fleiss' observed agreement, which
   also handles items with different numbers of raters.
-* **Fleiss' kappa with unequal rater counts.** When all pairable items have the same number of
-  raters we call ``statsmodels`` (``aggregate_raters`` + ``fleiss_kappa``). Otherwise
-  statsmodels' function does not apply (it asserts equal counts) and we use the standard
+* **Fleiss' kappa**, also with unequal rater counts (where statsmodels' function does not
+  apply: it asserts equal counts), is computed in closed form with the standard
   generalisation (Gwet 2014, *Handbook of Inter-Rater Reliability*, 4th ed., sec. 2.5;
   R ``irrCAC::fleiss.kappa.raw``): observed agreement as above, chance agreement
   ``sum_k pi_k^2`` with ``pi_k`` the mean over items of ``n_ik / n_i``. It equals statsmodels'
-  value whenever the counts are equal (tested).
+  ``fleiss_kappa`` whenever the counts are equal (tested against it); importing statsmodels
+  (scipy.stats) would cost a release build ~3 s.
 * **Bootstrap** resamples *items* with replacement (the raters of a resampled item come with
   it), ``n_boot`` times, from ``numpy.random.default_rng(seed)``, and returns the percentile
   interval. Replicates where a coefficient is undefined (NaN) are ignored; if every replicate
@@ -58,6 +58,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import krippendorff
@@ -256,23 +257,14 @@ def _percent_enc(enc: _Encoded) -> float:
 
 
 def fleiss_kappa(rows: Sequence[LabelRow]) -> float:
-    """Fleiss' kappa over items with >= 2 raters (``statsmodels``; see the module docstring for
-    items with different numbers of raters)."""
+    """Fleiss' kappa over items with >= 2 raters (closed form, equal to ``statsmodels`` on equal
+    rater counts; see the module docstring for items with different numbers of raters)."""
     return _fleiss_enc(_require_pairable(rows, "Fleiss' kappa"))
 
 
 def _fleiss_enc(enc: _Encoded) -> float:
     if len(enc.categories) == 1:
         return 1.0
-    m = enc.n_per_item
-    if np.all(m == m[0]):
-        from statsmodels.stats.inter_rater import aggregate_raters
-        from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
-
-        # Complete rows after dropping missing cells: the (item, m) matrix of codes.
-        dense = np.sort(enc.codes, axis=1)[:, -int(m[0]) :]
-        table, _ = aggregate_raters(dense, n_cat=len(enc.categories))
-        return float(sm_fleiss_kappa(table, method="fleiss"))
     return float(_fleiss_weighted(enc.counts, np.ones(len(enc.items)))[()])
 
 
@@ -328,16 +320,23 @@ def _mean_pairwise_enc(enc: _Encoded) -> float:
 
 
 def proportion_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes out of ``n`` (``statsmodels``)."""
+    """Wilson score interval for ``k`` successes out of ``n``.
+
+    The closed form (Wilson 1927; statsmodels' ``proportion_confint(method="wilson")``, which
+    a test checks it against): importing statsmodels costs ~3 s, which the release build and
+    `curation stats` would pay for seven square roots.
+    """
     if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (k, n)):
         raise InputError(f"k and n must be integers, got k={k!r}, n={n!r}")
     if n <= 0 or not 0 <= k <= n:
         raise InputError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
     _check_alpha(alpha)
-    from statsmodels.stats.proportion import proportion_confint
-
-    lo, hi = proportion_confint(int(k), int(n), alpha=alpha, method="wilson")
-    return float(lo), float(hi)
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    p, z2 = k / n, z * z
+    denom = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
 
 
 def _check_alpha(alpha: float) -> None:

@@ -146,17 +146,12 @@ def as_item(row: Mapping[str, Any]) -> Item:
 
 
 # ASCII text: NFKC is the identity, casefold is lower(), `[^\w\s]` is "not alnum, not '_', not
-# str.isspace()"; so normalize_text(t) is: lower-case, map every other byte to a space, collapse
-# whitespace. One bytes.translate table does the first two (str.isspace() includes \x1c-\x1f,
-# which bytes.split() does not, so the table maps every whitespace byte to a space as well).
-_ASCII_TABLE = bytes(
+# str.isspace()"; so normalize_text(t) is: lower-case, turn every other character into a space,
+# collapse whitespace -- i.e. every run of characters outside [a-z0-9_] becomes one space.
+_ASCII_BYTES = bytes(
     (c + 32 if 65 <= c <= 90 else c if (chr(c).isalnum() or chr(c) == "_") else 32) if c < 128 else c
     for c in range(256)
 )
-
-
-def _ascii_normalize(t: str) -> str:
-    return b" ".join(t.encode("ascii").translate(_ASCII_TABLE).split()).decode("ascii")
 
 
 class _PunctMap(dict[int, int]):
@@ -181,13 +176,39 @@ def _unicode_normalize(t: str) -> str:
 
 
 def normalize_many(texts: Sequence[str]) -> list[str]:
-    """`normalize_text` of every text, with the same result, several times faster.
+    """`normalize_text` of every text, with the same result, many times faster.
 
-    ASCII texts take an exact shortcut (one bytes.translate, see `_ASCII_TABLE`); the others
-    replace normalize_text's regexes with str.translate and split/join (see `_PunctMap`).
-    Property tests check both against `normalize_text`.
+    See `normalize_arrow`; property tests check it against `normalize_text`.
     """
-    return [_ascii_normalize(t) if t.isascii() else _unicode_normalize(t) for t in texts]
+    return normalize_arrow(texts).to_pylist()  # type: ignore[no-any-return]
+
+
+def normalize_arrow(texts: Sequence[str]) -> Any:
+    """`normalize_text` of every text as a pyarrow large_string array.
+
+    ASCII texts (nearly all) are done in bulk: one bytes.translate over all of them
+    concatenated (`_ASCII_BYTES`: lower-case, every character outside [a-z0-9_] becomes a
+    space; lengths are kept, so the concatenation's offsets still delimit the texts), then
+    Arrow splits on whitespace runs and joins with one space. The others go through
+    `_unicode_normalize` one by one. ~3x faster than an Arrow regex, ~5x than per-text Python.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(texts)
+    is_ascii = np.fromiter((t.isascii() for t in texts), dtype=bool, count=n)
+    plain = texts if is_ascii.all() else [t if a else "" for t, a in zip(texts, is_ascii, strict=True)]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, plain), dtype=np.int64, count=n), out=offsets[1:])
+    data = "".join(plain).encode("ascii").translate(_ASCII_BYTES)
+    raw = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    words = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(raw))
+    out = pc.binary_join(words, pa.scalar(" ", pa.large_string()))
+    if not is_ascii.all():
+        other = np.flatnonzero(~is_ascii)
+        fixed = pa.array([_unicode_normalize(texts[i]) for i in other], type=pa.large_string())
+        out = pc.replace_with_mask(out, pa.array(~is_ascii), fixed)
+    return out
 
 
 # -- hashing ------------------------------------------------------------------------------
@@ -260,7 +281,7 @@ def _shingle(questions: Sequence[str], options: Sequence[Sequence[str]]) -> _Shi
     n_opts = np.fromiter((len(o) for o in options), dtype=np.int64, count=n_docs)
     pieces: list[str] = list(questions)
     pieces += chain.from_iterable(options)
-    norm = pa.array(normalize_many(pieces), type=pa.large_string())
+    norm = normalize_arrow(pieces)
     # piece -> doc: questions first (doc i), then the options in doc order
     doc_of_piece = np.concatenate(
         [np.arange(n_docs, dtype=np.int64), np.repeat(np.arange(n_docs, dtype=np.int64), n_opts)]

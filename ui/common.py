@@ -28,11 +28,13 @@ from curation.store import Store, utcnow  # noqa: E402
 
 USER_KEY = "auth_user"  # {"name", "role", "login_at", "last_seen", "checked_at"}
 ROLE_RANK = {"annotator": 1, "maintainer": 2}
+APP_DB_THREADS = 1
 
 
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
-    return Store(path)
+    # many sessions, small queries: one DuckDB thread unless CURATION_DB_THREADS says otherwise
+    return Store(path, threads=APP_DB_THREADS if not os.environ.get("CURATION_DB_THREADS") else None)
 
 
 def get_store() -> Store:

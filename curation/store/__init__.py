@@ -1,27 +1,38 @@
 """The DuckDB adapter: the only package that opens the store file.
 
-DuckDB lets one process at a time hold a database file, so nothing here keeps it open
-longer than one unit of work: `Store.run(fn)` opens the file, runs `fn(con)` inside a
-transaction, commits and closes. Query functions for each area live in the sibling
-modules (`questions`, `annotations`, ...) and take an open connection.
+DuckDB lets one process at a time hold a database file, so no process here keeps it from
+another longer than one unit of work. `Store.run(fn)` takes the file, runs `fn(con)` inside
+a transaction and commits. Query functions for each area live in the sibling modules
+(`questions`, `annotations`, ...) and take an open connection.
 
-Taking turns between processes. Every unit of work first takes an exclusive `flock` on
-`<store>.lock`: a process waiting for the store sleeps in the kernel and is woken when the
-holder finishes, instead of polling DuckDB's own lock (which a busy process could hold
-almost continuously, starving the others). Threads of one process share a hold (DuckDB
-serves several connections of one process at once), but a hold that has lasted longer than
-`SHARE_WINDOW_S` admits no new threads until it drains and the file is handed over, so
-another process waits at most about one unit of work per thread. DuckDB's own lock errors
-(another program holding the file) are still retried with backoff until `lock_timeout`.
+Taking turns between processes (`_FileGate`). Every unit of work first takes an exclusive
+`flock` on `<store>.lock`: a process waiting for the store sleeps in the kernel and is
+woken when the holder lets go, instead of polling DuckDB's own lock (which a busy process
+could hold almost continuously, starving the others). While it waits it also holds a
+shared `flock` on `<store>.wait`, which is how the holder learns that someone is waiting.
+
+Keeping the file warm. Opening a DuckDB instance costs ~35 ms on this machine whatever the
+file holds (building the built-in function catalog), and a cold instance has an empty
+buffer pool, so opening per unit of work would dominate a labeling action (see
+`benchmarks/labeling.py`). A process therefore keeps its instance open after a unit
+finishes for at most `linger` seconds (`CURATION_STORE_LINGER_S`, default 2) and hands the
+file over as soon as another process is waiting: an idle holder checks `<store>.wait`
+every few milliseconds, closes its instance (checkpointing the write-ahead log) and
+unlocks. Threads of one process share the open instance (a cursor each); a hold that has
+lasted longer than `SHARE_WINDOW_S` admits no new threads while another process waits, so
+it drains and the file is handed over, and each side waits at most about one unit of work
+per thread. DuckDB's own lock errors (another program holding the file outside this
+protocol) are still retried with backoff until `lock_timeout`.
 """
 
+import atexit
 import fcntl
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,20 +49,109 @@ T = TypeVar("T")
 _MIGRATED: set[str] = set()
 _MIGRATE_LOCK = threading.Lock()
 SHARE_WINDOW_S = 0.05
+POLL_S = 0.005
+
+
+def linger_seconds() -> float:
+    """How long an idle process keeps the store open when nobody else wants it."""
+    raw = os.environ.get("CURATION_STORE_LINGER_S", "2")
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise StoreError(f"CURATION_STORE_LINGER_S={raw!r} is not a number of seconds") from exc
+    return max(0.0, value)
+
+
+def _instance_config(threads: int | None) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB settings for a new instance: `threads` worker threads if given."""
+    return {} if threads is None else {"threads": threads}
+
+
+def threads_setting(explicit: int | None = None) -> int | None:
+    """Worker threads for this process's DuckDB instance: `explicit`, else
+    `$CURATION_DB_THREADS`, else DuckDB's default (one per core). The app uses 1: its many
+    small queries run ~2x faster without scheduling between cores (benchmarks/labeling.py),
+    while batch commands (ingest, release, stats) gain from every core."""
+    if explicit is None:
+        raw = os.environ.get("CURATION_DB_THREADS", "").strip()
+        if not raw:
+            return None
+        if not raw.isdigit():
+            raise StoreError(f"CURATION_DB_THREADS={raw!r} is not a positive whole number")
+        explicit = int(raw)
+    if explicit < 1:
+        raise StoreError(f"DuckDB threads must be >= 1, got {explicit}")
+    return explicit
 
 
 class _FileGate:
-    """Cross-process turn-taking on a store file (see the module docstring)."""
+    """Cross-process turn-taking on a store file, and the warm instance (module docstring)."""
 
-    def __init__(self, lock_path: Path) -> None:
-        self.lock_path = lock_path
+    def __init__(self, path: Path) -> None:
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.wait_path = path.with_name(path.name + ".wait")
         self.local = threading.local()  # per-thread depth: a nested unit reuses the hold
         self.cond = threading.Condition()
         self.holders = 0
-        self.fd: int | None = None
-        self.since = 0.0
+        self.fd: int | None = None  # our exclusive flock on <store>.lock, while we hold the file
+        self.since = 0.0  # when this hold began
+        self.idle_since = 0.0
         self.draining = False
+        self.instance: duckdb.DuckDBPyConnection | None = None  # keeps the instance open
+        self.watcher: threading.Thread | None = None
+        self.linger = 0.0
 
+    # -- is another process waiting? ------------------------------------------------------
+    def others_waiting(self) -> bool:
+        try:
+            fd = os.open(self.wait_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe lock too
+        return False
+
+    def _take_file(self) -> None:
+        """Block (in the kernel) until this process holds `<store>.lock`."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                wait_fd = os.open(self.wait_path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(wait_fd, fcntl.LOCK_SH)  # tell the holder we are waiting
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                finally:
+                    os.close(wait_fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        self.since = time.monotonic()
+
+    def _let_go(self) -> None:
+        """Close the instance (checkpoint) and unlock. Caller holds `cond`, holders == 0."""
+        if self.instance is not None:
+            with suppress(duckdb.Error):
+                self.instance.close()
+            self.instance = None
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+        handed_over = self.draining
+        self.draining = False
+        self.cond.notify_all()
+        if handed_over:
+            # let the process that was woken by the unlock take its turn first
+            time.sleep(0.002)
+
+    # -- threads ----------------------------------------------------------------------------
     def acquire(self) -> float:
         """Block until this thread may use the file; return the seconds waited."""
         start = time.monotonic()
@@ -59,42 +159,77 @@ class _FileGate:
         self.local.depth = depth + 1
         if depth:
             return 0.0
-        with self.cond:
-            while self.draining or (self.holders and time.monotonic() - self.since > SHARE_WINDOW_S):
-                if self.holders:
-                    self.draining = True
-                self.cond.wait(0.5)
-            if self.holders == 0:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                except BaseException:
-                    os.close(fd)
-                    raise
-                self.fd = fd
-                self.since = time.monotonic()
-            self.holders += 1
+        try:
+            with self.cond:
+                while True:
+                    if self.fd is None:
+                        self._take_file()
+                        break
+                    if self.draining:
+                        self.cond.wait(0.5)
+                        continue
+                    if time.monotonic() - self.since > SHARE_WINDOW_S and self.others_waiting():
+                        if self.holders:
+                            self.draining = True  # admit nobody new; the last one out hands over
+                            self.cond.wait(0.5)
+                            continue
+                        self.draining = True  # idle and someone waits: hand over, then queue behind
+                        self._let_go()
+                        continue
+                    break
+                self.holders += 1
+        except BaseException:
+            self.local.depth = depth
+            raise
         return time.monotonic() - start
 
-    def release(self) -> None:
+    def release(self, linger: float) -> None:
         self.local.depth -= 1
         if self.local.depth:
             return
         with self.cond:
             self.holders -= 1
+            if self.holders:
+                return
+            if self.draining or linger <= 0 or self.instance is None or self.others_waiting():
+                self._let_go()
+                return
+            self.idle_since = time.monotonic()
+            self.linger = linger
+            if self.watcher is None or not self.watcher.is_alive():
+                self.watcher = threading.Thread(target=self._watch, name="curation-store-linger", daemon=True)
+                self.watcher.start()
+
+    def _watch(self) -> None:
+        """While the process holds the file idle: hand it over when asked or when bored."""
+        while True:
+            time.sleep(POLL_S)
+            with self.cond:
+                if self.fd is None:
+                    self.watcher = None
+                    return
+                if self.holders:
+                    continue
+                if time.monotonic() - self.idle_since > self.linger or self.others_waiting():
+                    self._let_go()
+                    self.watcher = None
+                    return
+
+    def cursor(self, open_instance: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
+        """A new connection on the warm instance (opened on first use by this hold)."""
+        with self.cond:
+            if self.instance is None:
+                self.instance = open_instance()
+            return self.instance.cursor()
+
+    def close(self) -> None:
+        with self.cond:
             if self.holders == 0 and self.fd is not None:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
-                os.close(self.fd)
-                self.fd = None
-                handed_over = self.draining
-                self.draining = False
-                self.cond.notify_all()
-                if handed_over:
-                    # let a process that was woken by the unlock take its turn first
-                    time.sleep(0.002)
+                self._let_go()
 
 
 _GATES: dict[str, _FileGate] = {}
+_OPEN: dict[int, Path] = {}  # id(connection) -> store path, for connections handed out by Store.connect
 _GATES_LOCK = threading.Lock()
 
 
@@ -102,8 +237,36 @@ def _gate(path: Path) -> _FileGate:
     with _GATES_LOCK:
         gate = _GATES.get(str(path))
         if gate is None:
-            gate = _GATES[str(path)] = _FileGate(path.with_name(path.name + ".lock"))
+            gate = _GATES[str(path)] = _FileGate(path)
         return gate
+
+
+def path_of(con: duckdb.DuckDBPyConnection) -> str:
+    """The store file behind a connection from `Store.connect` (else asks DuckDB)."""
+    path = _OPEN.get(id(con))
+    if path is not None:
+        return str(path)
+    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return str(rows[0][0]) if rows else ""
+
+
+def close_all() -> None:
+    """Hand back every store file this process keeps warm (checkpointing each)."""
+    with _GATES_LOCK:
+        gates = list(_GATES.values())
+    for gate in gates:
+        gate.close()
+
+
+def _forget_after_fork() -> None:
+    # a forked child must not touch the parent's instance or locks
+    global _GATES_LOCK
+    _GATES.clear()
+    _GATES_LOCK = threading.Lock()
+
+
+atexit.register(close_all)
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def utcnow() -> datetime:
@@ -146,13 +309,24 @@ LOCK_STATS = LockStats()
 
 
 class Store:
-    """A DuckDB store file. Cheap to create; holds no open connection."""
+    """A DuckDB store file. Cheap to create; the file is taken per unit of work."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, lock_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        lock_timeout: float | None = None,
+        linger: float | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.path = db_path(path).expanduser().resolve()
         if lock_timeout is None:
             lock_timeout = float(os.environ.get("CURATION_LOCK_TIMEOUT", "120"))
         self.lock_timeout = lock_timeout
+        self.linger = linger_seconds() if linger is None else max(0.0, linger)
+        # applies when this Store opens the process's instance of the file (the first unit
+        # of work after the file was handed over); a process should use one setting
+        self.threads = threads_setting(threads)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -169,7 +343,7 @@ class Store:
         retries = 0
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), config=_instance_config(self.threads))
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
@@ -220,14 +394,15 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file for one unit of work inside a transaction; commit, then close."""
+        """Take the file for one unit of work inside a transaction; commit, then let go."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         gate = _gate(self.path)
         waited = gate.acquire()
         if waited > 0.001:
             LOCK_STATS.record(waited, 0)
         try:
-            con = self._open()
+            con = gate.cursor(self._open)
+            _OPEN[id(con)] = self.path
             try:
                 con.execute("BEGIN TRANSACTION")
                 try:
@@ -237,9 +412,10 @@ class Store:
                     raise
                 con.execute("COMMIT")
             finally:
+                _OPEN.pop(id(con), None)
                 con.close()
         finally:
-            gate.release()
+            gate.release(self.linger)
 
     def run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `fn(con)` as one transaction, retrying the whole unit on a write conflict."""
@@ -257,6 +433,10 @@ class Store:
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.25)
                 LOCK_STATS.record(0.0, 1)
+
+    def close(self) -> None:
+        """Hand the file back now instead of after the linger (e.g. before a long computation)."""
+        _gate(self.path).close()
 
     def schema_version(self) -> int:
         return self.run(lambda con: con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0])

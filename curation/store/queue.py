@@ -18,14 +18,14 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 
 from curation import assign
 from curation.errors import InputError, NotFoundError, PermissionDenied
 from curation.schema import LABELS
-from curation.store import Store, utcnow
+from curation.store import Store, path_of, utcnow
 from curation.store.annotations import Annotation, append
 from curation.store.batches import BatchItem, create_batch
 
@@ -48,8 +48,12 @@ def _run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) 
     with store.connect() as con, _QUEUE_LOCK:
         con.execute("COMMIT")
         con.execute("BEGIN TRANSACTION")
-        result = fn(con)
-        con.execute("COMMIT")
+        try:
+            result = fn(con)
+            con.execute("COMMIT")
+        except BaseException:
+            forget_queue_state()  # it may hold rows of the transaction being rolled back
+            raise
         con.execute("BEGIN TRANSACTION")
         return result
 
@@ -101,22 +105,182 @@ cand AS (
 )
 """
 
-# One pass, no sort: the top item is an arg_min over the priority key (assign.priority).
-_NEXT_SQL = f"""
-WITH {_STATE_CTE}
-SELECT count(*) FILTER (WHERE is_open) AS n_open,
-       count(*) FILTER (WHERE done) AS n_done,
-       arg_min(
-           struct_pack(batch_id, question_id, kind, show_suggestions, suggestion_label, suggestion_prob),
-           struct_pack(
-               k0 := my_assigned_at IS NULL,
-               k1 := coalesce(-epoch_us(my_assigned_at), 0),
-               k2 := CASE kind WHEN 'gold' THEN 0 WHEN 'active' THEN 1 ELSE 2 END,
-               k3 := batch_created_at, k4 := batch_id, k5 := n_labels + n_leases,
-               k6 := position, k7 := question_id)
-       ) FILTER (WHERE is_open) AS top
-FROM cand
-"""
+# -- the queue state, kept in memory and refreshed from the store ---------------------------
+#
+# Choosing the next item needs every batch item's state (labels, leases, own actions).
+# One DuckDB query computing it costs ~17 ms on this machine whatever the data size (the
+# engine's fixed cost per operator), which was most of a labeling action. So each process
+# keeps the state in memory and brings it up to date inside every queue transaction:
+# - batch items: batches and their items are only ever inserted (an item with its batch),
+#   so they are reloaded when the number of items changes;
+# - annotations: append-only with increasing `seq`; the new rows (`seq > last seen`) are
+#   folded in. A row committed late with a lower `seq` (another thread's transaction), or a
+#   row of ours that was rolled back, shows up as a different (count, sum of seq) than the
+#   cache holds, and the state is then rebuilt from scratch. Snapshots of one database are
+#   totally ordered, so equal (count, sum) means the same rows;
+# - leases: read fresh every time (they change in place and expire with the clock).
+# The rules are `assign.is_open` / `assign.priority`; tests check every choice against
+# `assign.choose_next(candidates(...))`.
+
+
+class _Item(NamedTuple):
+    batch_id: str
+    question_id: str
+    kind: str
+    batch_created_at: datetime
+    position: int
+    overlap: int
+    show_suggestions: bool
+    suggestion_label: str | None
+    suggestion_prob: float | None
+
+
+class _QueueIndex:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.items_sig: int | None = None
+        self.items: list[_Item] = []
+        self.n_rows = 0
+        self.seq_sum = 0
+        self.last_seq = 0
+        # (question, annotator) -> ((created_at, seq), action) of the latest row / latest label-or-retract
+        self.latest: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
+        self.latest_lab: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
+        self.n_labels: dict[str, int] = {}
+
+    def _fold(self, rows: list[tuple[int, str, str, str, datetime]]) -> None:
+        latest, latest_lab, n_labels = self.latest, self.latest_lab, self.n_labels
+        for seq, qid, ann, action, created_at in rows:
+            key = (created_at, seq)
+            pair = (qid, ann)
+            cur = latest.get(pair)
+            if cur is None or key > cur[0]:
+                latest[pair] = (key, action)
+            if action in ("label", "retract"):
+                cur = latest_lab.get(pair)
+                if cur is None or key > cur[0]:
+                    was = cur is not None and cur[1] == "label"
+                    latest_lab[pair] = (key, action)
+                    now_label = action == "label"
+                    if was != now_label:
+                        n_labels[qid] = n_labels.get(qid, 0) + (1 if now_label else -1)
+            self.last_seq = max(self.last_seq, seq)
+            self.seq_sum += seq
+        self.n_rows += len(rows)
+
+    def refresh(self, con: duckdb.DuckDBPyConnection) -> None:
+        n_items, n_rows, seq_sum = con.execute(
+            "SELECT (SELECT count(*) FROM batch_items), count(*), coalesce(sum(seq), 0) FROM annotations"
+        ).fetchall()[0]
+        if self.items_sig != n_items:
+            self.items = [
+                _Item(*r) for r in con.execute(
+                    "SELECT bi.batch_id, bi.question_id, b.kind, b.created_at, bi.position, b.overlap, "
+                    "b.show_suggestions, bi.suggestion_label, bi.suggestion_prob "
+                    "FROM batch_items bi JOIN batches b ON b.id = bi.batch_id"
+                ).fetchall()
+            ]
+            self.items_sig = n_items
+        if (n_rows, seq_sum) == (self.n_rows, self.seq_sum):
+            return
+        new = con.execute(
+            "SELECT seq, question_id, annotator, action, created_at FROM annotations WHERE seq > ?",
+            [self.last_seq],
+        ).fetchall()
+        if (self.n_rows + len(new), self.seq_sum + sum(r[0] for r in new)) != (n_rows, seq_sum):
+            items, sig = self.items, self.items_sig
+            self.reset()
+            self.items, self.items_sig = items, sig
+            new = con.execute(
+                "SELECT seq, question_id, annotator, action, created_at FROM annotations"
+            ).fetchall()
+        self._fold(new)
+
+    def choose(
+        self, con: duckdb.DuckDBPyConnection, annotator: str, now: datetime
+    ) -> tuple[int, int, _Item | None]:
+        """`(open, done, top item)` for `annotator` at `now` (call `refresh` first)."""
+        latest = self.latest
+        finished = ("label", "skip")
+        n_leases: dict[str, int] = {}
+        mine: dict[str, datetime] = {}
+        for qid, ann, at in con.execute(
+            "SELECT question_id, annotator, assigned_at FROM assignments WHERE expires_at > ?", [now]
+        ).fetchall():
+            row = latest.get((qid, ann))
+            if row is not None and row[1] in finished:
+                continue
+            if ann == annotator:
+                if qid not in mine or at > mine[qid]:
+                    mine[qid] = at
+            else:
+                n_leases[qid] = n_leases.get(qid, 0) + 1
+        n_labels = self.n_labels
+        kind_order = assign.KIND_ORDER
+        n_open = n_done = 0
+        best: tuple[Any, ...] | None = None
+        top: _Item | None = None
+        for item in self.items:
+            qid = item.question_id
+            row = latest.get((qid, annotator))
+            if row is not None and row[1] in finished:
+                n_done += 1
+                continue
+            at = mine.get(qid)
+            load = n_labels.get(qid, 0) + n_leases.get(qid, 0)
+            if at is None and load >= item.overlap:
+                continue
+            n_open += 1
+            key = (  # assign.priority
+                0 if at is not None else 1,
+                -at.timestamp() if at is not None else 0.0,
+                kind_order.get(item.kind, 9),
+                item.batch_created_at,
+                item.batch_id,
+                load,
+                item.position,
+                qid,
+            )
+            if best is None or key < best:
+                best, top = key, item
+        return n_open, n_done, top
+
+
+_INDEXES: dict[str, _QueueIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index_for(con: duckdb.DuckDBPyConnection) -> _QueueIndex:
+    key = path_of(con)
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(key)
+        if index is None:
+            index = _INDEXES[key] = _QueueIndex()
+        return index
+
+
+def _queue_state(
+    con: duckdb.DuckDBPyConnection, annotator: str, now: datetime
+) -> tuple[int, int, _Item | None]:
+    index = _index_for(con)
+    with index.lock:
+        try:
+            index.refresh(con)
+            return index.choose(con, annotator, now)
+        except BaseException:
+            index.reset()
+            raise
+
+
+def forget_queue_state() -> None:
+    """Drop the in-memory queue state (it is rebuilt from the store on the next action)."""
+    with _INDEXES_LOCK:
+        for index in _INDEXES.values():
+            with index.lock:
+                index.reset()
 
 
 def _lease_upsert(
@@ -124,12 +288,22 @@ def _lease_upsert(
     now: datetime, minutes: float,
 ) -> datetime:
     expires = assign.lease_expiry(now, minutes)
-    con.execute(
-        "INSERT INTO assignments (batch_id, question_id, annotator, assigned_at, expires_at) "
-        "VALUES (?,?,?,?,?) ON CONFLICT (batch_id, question_id, annotator) "
-        "DO UPDATE SET assigned_at = excluded.assigned_at, expires_at = excluded.expires_at",
-        [batch_id, question_id, annotator, now, expires],
-    )
+    key = [batch_id, question_id, annotator]
+    # a lookup then UPDATE or INSERT: ~3x cheaper in DuckDB than INSERT ... ON CONFLICT DO UPDATE
+    if con.execute(
+        "SELECT 1 FROM assignments WHERE batch_id = ? AND question_id = ? AND annotator = ?", key
+    ).fetchall():
+        con.execute(
+            "UPDATE assignments SET assigned_at = ?, expires_at = ? "
+            "WHERE batch_id = ? AND question_id = ? AND annotator = ?",
+            [now, expires, *key],
+        )
+    else:
+        con.execute(
+            "INSERT INTO assignments (batch_id, question_id, annotator, assigned_at, expires_at) "
+            "VALUES (?,?,?,?,?)",
+            [*key, now, expires],
+        )
     return expires
 
 
@@ -137,21 +311,14 @@ def next_task_preview(
     con: duckdb.DuckDBPyConnection, annotator: str, *, now: datetime | None = None
 ) -> tuple[int, int]:
     """`(done, remaining)` for the annotator, without leasing anything."""
-    rows = con.execute(_NEXT_SQL, {"me": annotator, "now": now or utcnow()}).fetchall()
-    return int(rows[0][1]), int(rows[0][0])
+    n_open, n_done, _ = _queue_state(con, annotator, now or utcnow())
+    return n_done, n_open
 
 
 def peek_next(con: duckdb.DuckDBPyConnection, annotator: str, *, now: datetime | None = None) -> str | None:
     """The question `next_task` would lease now, without leasing it."""
-    rows = con.execute(_NEXT_SQL, {"me": annotator, "now": now or utcnow()}).fetchall()
-    return _unpack_top(rows[0][2])[1]
-
-
-def _unpack_top(top: dict[str, Any] | None) -> tuple[Any, ...]:
-    if top is None:
-        return (None,) * 6
-    return (top["batch_id"], top["question_id"], top["kind"], top["show_suggestions"],
-            top["suggestion_label"], top["suggestion_prob"])
+    top = _queue_state(con, annotator, now or utcnow())[2]
+    return top.question_id if top is not None else None
 
 
 def candidates(
@@ -159,7 +326,7 @@ def candidates(
 ) -> list[assign.Candidate]:
     """Every batch item as `assign.Candidate`s for `annotator`, computed in Python.
 
-    The slow, obvious version of what `_NEXT_SQL` does in one query: tests check that
+    The slow, obvious version of what `_QueueIndex` does incrementally: tests check that
     `assign.choose_next(candidates(...))` agrees with `peek_next`, and the benchmark uses it
     as the naive baseline.
     """
@@ -215,23 +382,23 @@ def next_task(
     """
     now = now or utcnow()
     minutes = assign.lease_minutes(lease_minutes)
-    n_open, n_done, top = con.execute(_NEXT_SQL, {"me": annotator, "now": now}).fetchall()[0]
-    batch_id, qid, kind, show, sug_label, sug_prob = _unpack_top(top)
+    n_open, n_done, top = _queue_state(con, annotator, now)
     out: dict[str, Any] = {
         "task": None,
-        "done": int(n_done),
-        "remaining": int(n_open),
-        "progress": assign.progress(int(n_done), int(n_open)),
+        "done": n_done,
+        "remaining": n_open,
+        "progress": assign.progress(n_done, n_open),
     }
-    if qid is None:
+    if top is None:
         return out
+    batch_id, qid, kind = top.batch_id, top.question_id, top.kind
     expires = _lease_upsert(con, batch_id, qid, annotator, now, minutes)
     # a primary-key lookup (a join would scan the whole questions table)
     dataset_name, split, text, options, answer_idx, answer = con.execute(
         "SELECT dataset_name, split, question, options, answer_idx, answer FROM questions WHERE id = ?",
         [qid],
     ).fetchall()[0]
-    suggest = bool(show) and kind != "gold" and sug_label is not None
+    suggest = bool(top.show_suggestions) and kind != "gold" and top.suggestion_label is not None
     out["task"] = {
         "batch_id": batch_id,
         "batch_kind": kind,
@@ -242,8 +409,8 @@ def next_task(
         "options": json.loads(options) if isinstance(options, str) else dict(options),
         "answer_idx": answer_idx,
         "answer": answer,
-        "suggestion_label": sug_label if suggest else None,
-        "suggestion_prob": sug_prob if suggest else None,
+        "suggestion_label": top.suggestion_label if suggest else None,
+        "suggestion_prob": top.suggestion_prob if suggest else None,
         "suggestion_shown": suggest,
         "lease_expires_at": expires,
     }
@@ -273,19 +440,22 @@ def submit(
         raise InputError(f"action {action!r} is not label or skip (undo has its own call)")
     if action == "label" and label not in LABELS:
         raise InputError(f"label {label!r} is not one of {', '.join(LABELS)}")
-    found = con.execute(
-        "SELECT (SELECT count(*) FROM annotations WHERE event_id = $e) AS seen, l.* FROM (SELECT 1) "
-        "LEFT JOIN (SELECT a.batch_id, b.kind, b.show_suggestions, bi.suggestion_label "
-        "  FROM assignments a JOIN batches b ON b.id = a.batch_id "
-        "  JOIN batch_items bi ON bi.batch_id = a.batch_id AND bi.question_id = a.question_id "
-        "  WHERE a.annotator = $a AND a.question_id = $q ORDER BY a.assigned_at DESC LIMIT 1) l ON true",
-        {"e": event_id, "a": annotator, "q": question_id},
-    ).fetchall()[0]
-    if found[0]:
+    # Small indexed lookups: DuckDB runs these ~5x faster than one query joining them.
+    if con.execute("SELECT 1 FROM annotations WHERE event_id = ?", [event_id]).fetchall():
         return False
-    batch_id, kind, show, sug_label = found[1:]
-    if batch_id is None:
+    leased = con.execute(
+        "SELECT batch_id FROM assignments WHERE annotator = ? AND question_id = ? "
+        "ORDER BY assigned_at DESC LIMIT 1",
+        [annotator, question_id],
+    ).fetchall()
+    if not leased:
         raise PermissionDenied(f"question {question_id!r} is not assigned to {annotator!r}")
+    batch_id = leased[0][0]
+    kind, show, sug_label = con.execute(
+        "SELECT b.kind, b.show_suggestions, bi.suggestion_label FROM batches b "
+        "LEFT JOIN batch_items bi ON bi.batch_id = b.id AND bi.question_id = ? WHERE b.id = ?",
+        [question_id, batch_id],
+    ).fetchall()[0]
     shown = bool(show) and kind != "gold" and sug_label is not None
     rationale = (rationale or "").strip() or None
     row = Annotation(

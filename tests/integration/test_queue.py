@@ -319,36 +319,61 @@ def test_cli_users_gold_agreement_export(tmp_path: Path) -> None:
     assert r.exit_code == 2
 
 
-@pytest.mark.parametrize("seed_", [0, 1])
-def test_sql_choice_matches_the_pure_reference(store: Store, seed_: int) -> None:
-    """Random label/skip/undo/lease-expiry histories: the one-query SQL picks exactly the item
-    `assign.choose_next` picks from the same state computed in Python."""
+@pytest.mark.parametrize("seed_", [0, 1, 2, 3])
+def test_queue_choice_matches_the_pure_reference(store: Store, seed_: int) -> None:
+    """Random label/skip/undo/lease-expiry histories, labels imported with old timestamps, a
+    question in two batches, and a rolled-back transaction: the in-memory queue state picks
+    exactly the item `assign.choose_next` picks from the same state computed in Python, with
+    the same open/done counts."""
     import random
 
+    import duckdb
+
     from curation import assign
+    from curation.store.annotations import Annotation, append
 
     rng = random.Random(seed_)
     ids = add_questions(store, 12)
     now = utcnow()
     store.run(lambda con: create_batch(
         con, batch_id="act", kind="active", overlap=1, show_suggestions=False,
-        created_at=now - timedelta(hours=1), items=[BatchItem(i) for i in ids[8:]]))
+        created_at=now - timedelta(hours=1), items=[BatchItem(i) for i in ids[7:]]))
     q.draw_gold(store, 6, 2, seed=seed_, batch_id="gold")
     people = ["a", "b", "c"]
     clock = now
-    with store.connect() as con:  # one connection for the whole history keeps the test fast
-        for step in range(40):
-            who = rng.choice(people)
-            clock += timedelta(minutes=rng.choice([0, 1, 5, 31]))  # sometimes leases expire
-            sql_pick = q.peek_next(con, who, now=clock)
-            ref = assign.choose_next(q.candidates(con, who, now=clock))
-            assert sql_pick == (ref.question_id if ref else None), step
+
+    def check(con: duckdb.DuckDBPyConnection, step: int) -> None:
+        for who in people:
+            cands = q.candidates(con, who, now=clock)
+            ref = assign.choose_next(cands)
+            assert q.peek_next(con, who, now=clock) == (ref.question_id if ref else None), step
+            expected = (sum(c.done_by_me for c in cands), sum(assign.is_open(c) for c in cands))
+            assert q.next_task_preview(con, who, now=clock) == expected, step
+
+    for step in range(60):
+        who = rng.choice(people)
+        clock += timedelta(minutes=rng.choice([0, 1, 5, 31]))  # sometimes leases expire
+        r = rng.random()
+        with store.connect() as con:
+            check(con, step)
             task = q.next_task(con, who, now=clock, lease_minutes=30)["task"]
-            r = rng.random()
-            if task is not None and r < 0.6:
+            if task is not None and r < 0.55:
                 q.submit(con, who, task["question_id"], action="label", now=clock,
                          label=rng.choice(["reasoning", "knowledge"]), event_id=f"e{step}")
-            elif task is not None and r < 0.75:
+            elif task is not None and r < 0.7:
                 q.submit(con, who, task["question_id"], action="skip", event_id=f"e{step}", now=clock)
-            elif r < 0.85:
+            elif r < 0.8:
                 q.undo(con, who, event_id=f"u{step}", now=clock)
+            elif r < 0.9:  # an imported label dated in the past (a Label Studio pull)
+                append(con, [Annotation(
+                    question_id=rng.choice(ids), annotator=rng.choice(people + ["ls-user"]), action="label",
+                    label="reasoning", source="label_studio", created_at=clock - timedelta(days=1),
+                    event_id=f"ls{step}")])
+        if r >= 0.95:  # a transaction that writes a label, reads the queue, then rolls back
+            with pytest.raises(RuntimeError), store.connect() as con:
+                append(con, [Annotation(question_id=ids[0], annotator="c", action="label", label="knowledge",
+                                        source="app", created_at=clock, event_id=f"rb{step}")])
+                check(con, step)
+                raise RuntimeError("roll back")
+    with store.connect() as con:
+        check(con, -1)

@@ -147,6 +147,18 @@ def test_wilson_interval_matches_newcombe_1998() -> None:
     assert isinstance(lo, float) and isinstance(hi, float)
 
 
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 0.2])
+def test_wilson_interval_equals_statsmodels(alpha: float) -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    for n in (1, 2, 7, 50, 263, 10_000):
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n}):
+            if 0 <= k <= n:
+                ref = proportion_confint(k, n, alpha=alpha, method="wilson")
+                got = ag.proportion_ci(k, n, alpha=alpha)
+                assert got == (pytest.approx(max(0.0, ref[0]), abs=1e-12), pytest.approx(min(1.0, ref[1]), abs=1e-12))
+
+
 # ------------------------------------------------------------ definitions and edge cases
 
 
@@ -220,9 +232,19 @@ def test_fleiss_with_unequal_rater_counts_uses_gwet_generalisation() -> None:
 
 
 def test_fleiss_generalisation_equals_statsmodels_on_equal_counts() -> None:
-    enc = ag._pairable(ag._encode(fleiss_rows()))
-    weighted = ag._fleiss_weighted(enc.counts, np.ones(len(enc.items)))
-    assert float(weighted) == pytest.approx(ag.fleiss_kappa(fleiss_rows()), abs=1e-12)
+    from statsmodels.stats.inter_rater import aggregate_raters
+    from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
+
+    rng = np.random.default_rng(0)
+    cases = [fleiss_rows()]
+    for n_raters, n_cat in ((2, 2), (3, 2), (5, 3), (14, 5)):
+        cases.append([(f"q{i}", f"r{j}", f"c{int(rng.integers(n_cat))}")
+                      for i in range(40) for j in range(n_raters)])
+    for rows in cases:
+        enc = ag._pairable(ag._encode(rows))
+        dense = np.sort(enc.codes, axis=1)[:, -int(enc.n_per_item[0]):]
+        table, _ = aggregate_raters(dense, n_cat=len(enc.categories))
+        assert ag.fleiss_kappa(rows) == pytest.approx(float(sm_fleiss_kappa(table, method="fleiss")), abs=1e-12)
 
 
 def test_two_raters_per_item_fleiss_is_scotts_pi() -> None:

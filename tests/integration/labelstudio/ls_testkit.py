@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -108,7 +109,11 @@ def annotate(server: LSServer, token: str, task_id: int, result: list[dict[str, 
 
 class FaultProxy:
     """Test double in front of the real server: forwards every request, and can be told to
-    answer 503 or drop the connection once `healthy_pages` task-list pages were served."""
+    answer 503 or drop the connection once `healthy_pages` task-list pages were served.
+
+    Besides, requests whose path contains `after_match` can be forwarded to the server and
+    then answered late (`after = 'slow'`: `delay` seconds, so the client times out) or with
+    a 502 (`after = '502'`): the server did the work, the client is told it failed."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -116,6 +121,10 @@ class FaultProxy:
         self.hidden_task: int | None = None  # 'hide': leave this task out of task pages
         self.healthy_pages = 0
         self.pages_served = 0
+        self.after: str | None = None  # None | 'slow' | '502'
+        self.after_match = ""
+        self.delay = 0.0
+        self.after_hits = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -151,6 +160,19 @@ class FaultProxy:
                 r = httpx.request(self.command, proxy.target + self.path, headers=headers,
                                   content=body, timeout=300)
                 content = r.content
+                if proxy.after and proxy.after_match and proxy.after_match in self.path:
+                    with proxy.lock:
+                        proxy.after_hits += 1
+                    if proxy.after == "slow":
+                        time.sleep(proxy.delay)
+                    else:
+                        payload = b'{"detail": "injected failure after the server answered"}'
+                        self.send_response(502)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
                 if is_page and proxy.mode == "hide" and r.status_code == 200:
                     data = r.json()
                     data["tasks"] = [t for t in data["tasks"] if t["id"] != proxy.hidden_task]

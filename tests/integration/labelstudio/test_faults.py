@@ -5,9 +5,11 @@ forwards every request until told to fail)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from ls_testkit import FaultProxy, LSServer, add_questions, annotate, choice
 
@@ -120,3 +122,76 @@ def test_a_task_missing_from_the_listing_is_not_taken_for_a_deletion(
     assert (hidden[0].n_new_rows, hidden[0].n_deleted) == (0, 0)
     labels = store.run(lambda con: current_labels(con, sources=["label_studio"]))
     assert len(labels) == 3
+
+
+@pytest.mark.parametrize("after", ["slow", "502"])
+def test_push_whose_import_answer_is_lost_is_retried_without_duplicate_tasks(
+    ls_server: LSServer, fault_proxy: FaultProxy, tmp_path: Path, after: str
+) -> None:
+    """The server creates the tasks but the client never hears so (it times out, or a
+    gateway answers 502): a clear error, and the next push adopts the tasks instead of
+    importing them twice."""
+    store = Store(tmp_path / "lost.duckdb")
+    qids = add_questions(store, 5, prefix=f"lost-{after}-")
+    store.run(lambda con: create_batch(
+        con, batch_id="lb", kind="manual", items=[BatchItem(q) for q in qids], overlap=1,
+        show_suggestions=False, created_at=utcnow(),
+    ))
+    api = lsmod.LabelStudioApi(lsmod.Connection(fault_proxy.url, ls_server.token), timeout=3, max_retries=1)
+    fault_proxy.after, fault_proxy.after_match, fault_proxy.delay = after, "/import", 8.0
+    project = f"lost {after} {tmp_path.name}"
+    with pytest.raises(lsmod.LabelStudioError) as err:
+        lsmod.push_batch(store, api, "lb", project=project)
+    msg = str(err.value)
+    assert ("timed out" in msg) if after == "slow" else ("HTTP 502" in msg), msg
+    assert ls_server.token not in msg and "Traceback" not in msg
+    assert fault_proxy.after_hits == 1  # the import was not retried blindly
+    pid = store.run(lambda con: con.execute(
+        "SELECT project_id FROM ls_projects WHERE name = ?", [project]).fetchall())[0][0]
+
+    def on_server() -> int:
+        r = httpx.get(f"{ls_server.url}/api/projects/{pid}/", headers=ls_server.headers(), timeout=60)
+        return int(r.json()["task_number"])
+
+    deadline = time.monotonic() + 30  # the server finishes the import it was sent
+    while on_server() < 5 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert on_server() == 5
+    assert store.run(lambda con: con.execute("SELECT count(*) FROM ls_tasks").fetchall())[0][0] == 0
+
+    fault_proxy.after = None
+    again = lsmod.push_batch(store, api, "lb", project=project)
+    assert (again.n_created, again.n_existing) == (0, 5)
+    assert on_server() == 5, "duplicate tasks in Label Studio"
+    mapped = store.run(lambda con: sorted(r[0] for r in con.execute("SELECT question_id FROM ls_tasks").fetchall()))
+    assert mapped == sorted(qids)
+    statuses = store.run(lambda con: [r[0] for r in con.execute(
+        "SELECT status FROM ls_sync_log WHERE direction = 'push' ORDER BY seq").fetchall()])
+    assert statuses == ["failed", "ok"]
+
+
+def test_pull_from_a_slow_server_times_out_cleanly_then_completes(
+    ls_server: LSServer, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    store = Store(tmp_path / "slow.duckdb")
+    qids = add_questions(store, 4, prefix="slowpull-")
+    store.run(lambda con: create_batch(
+        con, batch_id="sb", kind="manual", items=[BatchItem(q) for q in qids], overlap=1,
+        show_suggestions=False, created_at=utcnow(),
+    ))
+    api = lsmod.LabelStudioApi(lsmod.Connection(fault_proxy.url, ls_server.token), timeout=3, max_retries=1)
+    lsmod.push_batch(store, api, "sb", project=f"slow pull {tmp_path.name}")
+    token = ls_server.annotator("slowpull@example.com")
+    for (tid,) in store.run(lambda con: con.execute("SELECT task_id FROM ls_tasks ORDER BY 1").fetchall()):
+        annotate(ls_server, token, int(tid), choice("reasoning"))
+
+    fault_proxy.after, fault_proxy.after_match, fault_proxy.delay = "slow", "/api/tasks", 8.0
+    with pytest.raises(lsmod.LabelStudioError) as err:
+        lsmod.pull(store, api, page_size=2)
+    assert "timed out" in str(err.value) and ls_server.token not in str(err.value)
+    assert _consistent(store)[0] == 0
+
+    fault_proxy.after = None
+    assert lsmod.pull(store, api, page_size=2)[0].n_new_rows == 4
+    assert _consistent(store)[0] == 4
+    assert lsmod.pull(store, api, page_size=2)[0].n_new_rows == 0
