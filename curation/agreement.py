@@ -11,14 +11,14 @@ Conventions (the same for every function in this module):
 * **Pairable items.** Agreement is only defined on items labeled by at least two raters. Items
   with a single label are dropped (``agreement_report`` says how many). A function that must
   return one coefficient raises ``InputError`` when no item is pairable.
-* **Point estimates come from the reference libraries**: Cohen's kappa from
-  ``sklearn.metrics.cohen_kappa_score``, Fleiss' kappa from ``statsmodels.stats.inter_rater``,
-  Krippendorff's alpha from the ``krippendorff`` package, Wilson intervals from
-  ``statsmodels.stats.proportion.proportion_confint``. Exceptions, each checked against the
-  library value by the tests: Fleiss' kappa with unequal rater counts (below), and inside
-  ``agreement_report`` the per-block mean pairwise Cohen and the per-annotator kappas, which use
-  the vectorised form at unit weights (one sklearn call costs ~4 ms, and a report needs one per
-  rater pair per group).
+* **Point estimates equal the reference libraries'**: Cohen's kappa
+  ``sklearn.metrics.cohen_kappa_score``, Fleiss' kappa ``statsmodels.stats.inter_rater``,
+  Krippendorff's alpha the ``krippendorff`` package (called), Wilson intervals
+  ``statsmodels.stats.proportion.proportion_confint``. Cohen, Fleiss and Wilson are short closed
+  forms here, each tested for equality against the library on many inputs (see "Speed" for
+  why); Fleiss' kappa with unequal rater counts is the generalisation below, and inside
+  ``agreement_report`` the per-block mean pairwise Cohen and the per-annotator kappas use the
+  vectorised form at unit weights.
 * **No variation.** When every label in the data is the same category, the chance-corrected
   coefficients are 0/0 (expected agreement is 1). We define them as ``1.0``: every pair of
   ratings agrees and nothing contradicts perfect agreement. (The libraries return NaN or raise.)
@@ -44,11 +44,12 @@ Conventions (the same for every function in this module):
 * **Speed**, measured on the 2-core dev machine while other jobs ran (load average 5-7), for
   2,000 items x 3 raters (drawn from a pool of 6) x 1,000 resamples: ``bootstrap_ci`` with any of
   the four coefficients 0.08-0.25 s; the whole ``agreement_report`` with 4 groups 1.1-1.4 s
-  (10-rater pool: ~2 s; 20: ~4 s, mostly one sklearn call per rater pair). Krippendorff's alpha
+  (10-rater pool: ~2 s; 20: ~4 s). Krippendorff's alpha
   is as fast as the others, so every statistic uses all ``n_boot`` resamples. Recomputing a
   statistic on resampled rows (the fallback) costs 60-90 s for the same 1,000 resamples.
-* scikit-learn and statsmodels are imported inside the functions that use them (they take ~3 s
-  to import), so importing this module stays cheap for the CLI.
+* Cohen's kappa, Fleiss' kappa and the Wilson interval are computed in closed form and tested
+  for equality against scikit-learn and statsmodels, which take ~3 s each to import: the CLI,
+  the app's agreement page and a release build do not pay that.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def majority_label(labels: Sequence[str]) -> str | None:
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
-    """Cohen's kappa of two raters' labels on the same items (``sklearn``).
+    """Cohen's kappa of two raters' labels on the same items (equal to ``sklearn``'s).
 
     ``a[i]`` and ``b[i]`` are the two labels of item i. If both raters used one and the same
     category throughout, kappa is 0/0; we return 1.0 (see the module docstring).
@@ -238,13 +239,23 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _cohen_codes(x: NDArray[np.int64], y: NDArray[np.int64]) -> float:
-    """Cohen's kappa of two equal-length, non-empty integer code vectors."""
-    labels = np.union1d(x, y)
-    if len(labels) == 1:
-        return 1.0
-    from sklearn.metrics import cohen_kappa_score  # lazy: ~3 s import, keeps the CLI snappy
+    """Cohen's kappa of two equal-length, non-empty integer code vectors.
 
-    return float(cohen_kappa_score(x, y, labels=labels))
+    The closed form ``(p_o - p_e) / (1 - p_e)`` over the confusion matrix, as
+    ``sklearn.metrics.cohen_kappa_score`` computes it (tests check equality): importing
+    scikit-learn costs ~2.5 s, which a release build or the agreement page would pay for a
+    2x2 table.
+    """
+    labels, inv = np.unique(np.concatenate([x, y]), return_inverse=True)
+    k = len(labels)
+    if k == 1:
+        return 1.0
+    n = len(x)
+    confusion = np.bincount(inv[:n] * k + inv[n:], minlength=k * k).reshape(k, k).astype(np.float64)
+    total = confusion.sum()
+    p_o = np.trace(confusion) / total
+    p_e = float(confusion.sum(axis=1) @ confusion.sum(axis=0)) / (total * total)
+    return float((p_o - p_e) / (1 - p_e))  # p_e < 1: two raters, two or more categories
 
 
 def percent_agreement(rows: Sequence[LabelRow]) -> float:
@@ -291,7 +302,7 @@ def pairwise_cohen(
     """Cohen's kappa for every pair of raters that share at least one item.
 
     Returns one dict per pair, sorted by rater names: ``rater_a``, ``rater_b``, ``n_items``
-    (shared items), ``percent_agreement``, ``kappa`` (sklearn), ``ci_low``, ``ci_high``. The
+    (shared items), ``percent_agreement``, ``kappa``, ``ci_low``, ``ci_high``. The
     bootstrap resamples all items with >= 2 raters, so the pair's shared items come along with
     random multiplicities; replicates without a shared item are skipped. Floats may be NaN;
     ``agreement_report`` turns them into ``None``.
@@ -558,8 +569,7 @@ def _block(
 
     Percent agreement, Fleiss and Krippendorff point estimates come from the same functions as
     the public API (libraries). The mean pairwise Cohen point estimate uses the vectorised form
-    at unit weights -- equal to the sklearn-based ``mean_pairwise_cohen`` (tested) but without
-    one sklearn call (~4 ms) per rater pair per block.
+    at unit weights -- equal to ``mean_pairwise_cohen`` (tested) but vectorised over blocks.
     """
     enc = _pairable(enc_all)
     block: dict[str, Any] = {

@@ -168,6 +168,16 @@ class _PunctMap(dict[int, int]):
 _PUNCT_MAP = _PunctMap()
 
 
+class _PunctMapNul(_PunctMap):
+    """`_PunctMap` that keeps NUL (the separator of `_unicode_normalize_many`)."""
+
+    def __missing__(self, c: int) -> int:
+        return 0 if c == 0 else super().__missing__(c)
+
+
+_PUNCT_MAP_NUL = _PunctMapNul()
+
+
 def _unicode_normalize(t: str) -> str:
     # normalize_text's two passes, with translate/split/join in place of the two regexes
     for _ in range(2):
@@ -206,9 +216,26 @@ def normalize_arrow(texts: Sequence[str]) -> Any:
     out = pc.binary_join(words, pa.scalar(" ", pa.large_string()))
     if not is_ascii.all():
         other = np.flatnonzero(~is_ascii)
-        fixed = pa.array([_unicode_normalize(texts[i]) for i in other], type=pa.large_string())
+        fixed = pa.array(_unicode_normalize_many([texts[i] for i in other]), type=pa.large_string())
         out = pc.replace_with_mask(out, pa.array(~is_ascii), fixed)
     return out
+
+
+def _unicode_normalize_many(texts: list[str]) -> list[str]:
+    """`_unicode_normalize` of each text, done on all of them joined by NUL at once.
+
+    Every step works character by character and NUL survives each (NFKC leaves it alone and
+    it is a starter, so nothing composes or reorders across it; casefold keeps it; the
+    translate table below keeps it; it is not whitespace, so split/join keep it). Texts that
+    contain NUL themselves are done one by one."""
+    keep = [t for t in texts if "\x00" not in t]
+    if len(keep) < 2:
+        return [_unicode_normalize(t) for t in texts]
+    joined = "\x00".join(keep)
+    for _ in range(2):
+        joined = " ".join(unicodedata.normalize("NFKC", joined).casefold().translate(_PUNCT_MAP_NUL).split())
+    parts = iter(p.strip(" ") for p in joined.split("\x00"))
+    return [next(parts) if "\x00" not in t else _unicode_normalize(t) for t in texts]
 
 
 # -- hashing ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -418,13 +419,8 @@ def _build_into(
         order = "dataset_name, id"
         con.execute(f"CREATE TABLE eval_rows AS {_eval_select(model_version, f'q.split = {chr(39)}test{chr(39)} AND {keep}')}")
         for b in benchmarks:
-            rel = f"data/{b}/test.parquet"
-            lit = b.replace("'", "''")
-            n = _copy(con, f"SELECT * FROM eval_rows WHERE dataset_name = '{lit}'", order, folder / rel)  # noqa: S608
-            configs[b] = {"split": "test", "path": rel, "rows": n, "kind": "benchmark"}
-        rel = "data/all/test.parquet"
-        n = _copy(con, "SELECT * FROM eval_rows", order, folder / rel)
-        configs["all"] = {"split": "test", "path": rel, "rows": n, "kind": "all"}
+            configs[b] = {"split": "test", "path": f"data/{b}/test.parquet", "rows": 0, "kind": "benchmark"}
+        configs["all"] = {"split": "test", "path": "data/all/test.parquet", "rows": 0, "kind": "all"}
 
         # gold: every annotator's current label, pseudonymized (annotator_01, ... by sorted name)
         con.execute(
@@ -447,27 +443,54 @@ def _build_into(
                CAST(q.split AS VARCHAR) AS source_split
             FROM questions q""",
         )
-        rel = "data/gold/test.parquet"
-        n = _copy(con, gold_select, "id", folder / rel)
-        configs["gold"] = {"split": "test", "path": rel, "rows": n, "kind": "gold"}
+        configs["gold"] = {"split": "test", "path": "data/gold/test.parquet", "rows": 0, "kind": "gold"}
+        copies = [
+            *((b, f"SELECT * FROM eval_rows WHERE dataset_name = '{b.replace(chr(39), chr(39) * 2)}'", order)
+              for b in benchmarks),  # noqa: S608
+            ("all", "SELECT * FROM eval_rows", order),
+            ("gold", gold_select, "id"),
+        ]
+
+        # The evaluation files are written on a second connection while this thread runs the
+        # decontamination (each is single-threaded: the two overlap on two cores).
+        writer_error: list[BaseException] = []
+
+        eval_cursor = con.cursor()
+
+        def write_eval(cur: duckdb.DuckDBPyConnection = eval_cursor) -> None:
+            try:
+                for name, select, by in copies:
+                    configs[name]["rows"] = _copy(cur, select, by, folder / configs[name]["path"])
+            except BaseException as exc:  # re-raised by the main thread
+                writer_error.append(exc)
+            finally:
+                cur.close()
+
+        writer = threading.Thread(target=write_eval, name="release-eval-writer")
+        writer.start()
 
         # train_reasoning: candidates -> decontaminate -> caps
-        cond = "p.reasoning_prob >= ?" if threshold is not None else "p.is_reasoning"
-        params: list[Any] = [threshold] if threshold is not None else []
-        cand = con.execute(
-            f"""SELECT q.id, q.question, json_extract_string(q.options, '$.*') AS opts
-                FROM questions q JOIN predictions p ON p.question_id = q.id
-                WHERE q.split = 'train' AND {cond} AND {keep} ORDER BY q.id""",  # noqa: S608
-            params,
-        ).fetchall()
-        refs = con.execute(
-            "SELECT id, question, json_extract_string(options, '$.*') FROM questions "
-            "WHERE split IN ('test', 'validation', 'dev') ORDER BY id"
-        ).fetchall()
-        result = decontam.decontaminate_columns(
-            [c[0] for c in cand], [c[1] for c in cand], [c[2] or [] for c in cand],
-            [r[0] for r in refs], [r[1] for r in refs], [r[2] or [] for r in refs],
-        )
+        try:
+            cond = "p.reasoning_prob >= ?" if threshold is not None else "p.is_reasoning"
+            params: list[Any] = [threshold] if threshold is not None else []
+            cand = con.execute(
+                f"""SELECT q.id, q.question, json_extract_string(q.options, '$.*') AS opts
+                    FROM questions q JOIN predictions p ON p.question_id = q.id
+                    WHERE q.split = 'train' AND {cond} AND {keep} ORDER BY q.id""",  # noqa: S608
+                params,
+            ).fetchall()
+            refs = con.execute(
+                "SELECT id, question, json_extract_string(options, '$.*') FROM questions "
+                "WHERE split IN ('test', 'validation', 'dev') ORDER BY id"
+            ).fetchall()
+            result = decontam.decontaminate_columns(
+                [c[0] for c in cand], [c[1] for c in cand], [c[2] or [] for c in cand],
+                [r[0] for r in refs], [r[1] for r in refs], [r[2] or [] for r in refs],
+            )
+        finally:
+            writer.join()
+        if writer_error:
+            raise writer_error[0]
         con.execute("CREATE TABLE train_kept AS SELECT unnest(CAST(? AS VARCHAR[])) AS id", [result.kept])
         con.execute("CREATE TABLE caps (dataset_name VARCHAR, cap INTEGER)")
         if caps:

@@ -257,10 +257,14 @@ def test_two_raters_per_item_fleiss_is_scotts_pi() -> None:
 
 def test_cohen_kappa_agrees_with_sklearn_and_is_symmetric() -> None:
     rng = np.random.default_rng(3)
-    a = [str(x) for x in rng.integers(0, 3, 40)]
-    b = [str(x) for x in rng.integers(0, 3, 40)]
-    assert ag.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
-    assert ag.cohen_kappa(a, b) == pytest.approx(ag.cohen_kappa(b, a))
+    for n_cat, n in ((2, 5), (2, 40), (3, 40), (5, 300)):
+        for _ in range(10):
+            a = [str(x) for x in rng.integers(0, n_cat, n)]
+            b = [str(x) if rng.random() < 0.3 else y for x, y in zip(rng.integers(0, n_cat, n), a, strict=True)]
+            if len(set(a) | set(b)) > 1:
+                assert ag.cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+            assert ag.cohen_kappa(a, b) == pytest.approx(ag.cohen_kappa(b, a), abs=1e-12)
+    assert ag.cohen_kappa(["x"] * 4, ["y"] * 4) == pytest.approx(cohen_kappa_score(["x"] * 4, ["y"] * 4))
 
 
 def test_majority_label() -> None:
