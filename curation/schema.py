@@ -44,6 +44,14 @@ _ASCII_TABLE = str.maketrans({
     chr(i): " " for i in range(1, 128) if not (chr(i).isalnum() or chr(i) == "_" or chr(i).isspace())
 })
 _ASCII_TABLE_NUL = {**_ASCII_TABLE, 0: " "}  # normalize_text: NUL is punctuation too
+# text_hash's ASCII path on bytes (bytes.translate is ~10x faster than str.translate with a
+# dict): lower-case, punctuation -> space, every str.isspace() character -> space (bytes.split
+# does not split on \x1c-\x1f as str.split does), NUL kept as the part separator.
+_HASH_BYTES = bytes(
+    0 if c == 0 else 32 if chr(c).isspace() else (ord(chr(c).lower()) if (chr(c).isalnum() or c == 95) else 32)
+    if c < 128 else c
+    for c in range(256)
+)
 
 
 def normalize_text(text: str) -> str:
@@ -74,13 +82,13 @@ def text_hash(question: str, options: Mapping[str, str]) -> str:
     values = list(options.values())
     joined = "\x00".join([question, *values])
     if joined.isascii() and joined.count("\x00") == len(values):
-        # one pass over all parts: NUL survives the translation as a token and splits them back
-        parts = " ".join(joined.lower().translate(_ASCII_TABLE).split()).split("\x00")
-        norm_q, norm_opts = parts[0].strip(), [p.strip() for p in parts[1:]]
-    else:
-        norm_q, norm_opts = normalize_text(question), [_normalize_option(v) for v in values]
-    payload = norm_q + "\x1f" + "\x1e".join(sorted(norm_opts))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        # one bytes pass over all parts (see _HASH_BYTES); NUL separates them again
+        parts = b" ".join(joined.encode("ascii").translate(_HASH_BYTES).split()).split(b"\x00")
+        payload = parts[0].strip() + b"\x1f" + b"\x1e".join(sorted(p.strip() for p in parts[1:]))
+        return hashlib.sha256(payload).hexdigest()
+    norm_q, norm_opts = normalize_text(question), [_normalize_option(v) for v in values]
+    text = norm_q + "\x1f" + "\x1e".join(sorted(norm_opts))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
