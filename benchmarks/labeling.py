@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                                     args.annotators, args.gold, args.active, args.db_threads)
                 build_s = time.perf_counter() - t0
                 res = simulate(store, mode, args.annotators, args.actions, think, args.double_every, seed=1)
+                store.close()  # hand the file back now (it lingers otherwise) before the next run
                 res["build_s"] = round(build_s, 1)
                 runs.append(res)
     result = {

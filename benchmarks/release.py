@@ -40,7 +40,7 @@ import pyarrow as pa  # noqa: E402
 
 from curation import decontam, release  # noqa: E402
 from curation.schema import text_hash  # noqa: E402
-from curation.store import Store  # noqa: E402
+from curation.store import Store, close_all  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 T0 = datetime(2026, 1, 1)
@@ -206,6 +206,7 @@ def main() -> None:
         t_ours_s, _ = ours_decontam(s_train, s_test)
         naive_extrap = t_naive_s / frac
     finally:
+        close_all()  # the store lingers open for a moment after its last use
         shutil.rmtree(tmp, ignore_errors=True)
 
     result = {

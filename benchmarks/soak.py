@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "tests" / "reliability"))
 from relkit import CURATION, WORKERS, acks, seed_questions, stats_line  # noqa: E402
 from workers import label_for, queue_annotator  # noqa: E402
 
-from curation.store import LOCK_STATS, Store, utcnow  # noqa: E402
+from curation.store import LOCK_STATS, Store, close_all, utcnow  # noqa: E402
 from curation.store.annotations import Annotation, append  # noqa: E402
 
 PROC_ANNOTATORS = ("proc-a", "proc-b")
@@ -193,6 +193,7 @@ def main() -> int:
     if not args.keep:
         import shutil
 
+        close_all()  # the store lingers open for a moment after its last use
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
 

@@ -8,9 +8,10 @@ threads of one process); a second process runs two more annotators through the s
 API. Every annotator labels every question of one batch (overlap 22), so the expected set of
 labels is known exactly: questions x 22. Some submissions are sent twice (double clicks).
 
-The label count is `CURATION_REL_QUESTIONS` x 22 (default 30 x 22 = 660 in CI, about two
-minutes on 2 busy cores); `benchmarks/soak.py` runs the long version, and
-`CURATION_REL_QUESTIONS=455` runs this test with 10,010 labels.
+The label count is `CURATION_REL_QUESTIONS` x 22: by default 455 x 22 = 10,010 labels, the
+issue's 10,000 (about 7 minutes on this 2-core machine, with ~80 maintainer commands run
+meanwhile); `CURATION_REL_QUESTIONS=30` gives a two-minute version for local runs, and
+`benchmarks/soak.py` runs the long mixed load.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ pytestmark = pytest.mark.reliability
 
 N_THREADS = 20
 PROC_ANNOTATORS = ("proc-a", "proc-b")
-QUESTIONS = int(os.environ.get("CURATION_REL_QUESTIONS", "30"))
-DEADLINE_S = float(os.environ.get("CURATION_REL_DEADLINE", "420"))
+QUESTIONS = int(os.environ.get("CURATION_REL_QUESTIONS", "455"))
+DEADLINE_S = float(os.environ.get("CURATION_REL_DEADLINE", "1500"))
 
 
 def _stacks(threads: list[threading.Thread]) -> str:
