@@ -113,6 +113,30 @@ class LoginRateLimiter:
             self._failures.pop(name.casefold(), None)
 
 
+@dataclass
+class LoginGuard:
+    """Failed-login limits per user name (guessing one password) and per client address
+    (trying one password on many names). Either limit blocks; a success clears the name's
+    count only, so a client cannot reset its own count by logging into an account it owns."""
+
+    per_name: LoginRateLimiter = field(default_factory=LoginRateLimiter)
+    per_client: LoginRateLimiter = field(default_factory=lambda: LoginRateLimiter(max_failures=20))
+
+    def retry_after(self, name: str, client: str | None, now: datetime) -> float:
+        wait = self.per_name.retry_after(name, now)
+        if client:
+            wait = max(wait, self.per_client.retry_after(client, now))
+        return wait
+
+    def record_failure(self, name: str, client: str | None, now: datetime) -> None:
+        self.per_name.record_failure(name, now)
+        if client:
+            self.per_client.record_failure(client, now)
+
+    def record_success(self, name: str) -> None:
+        self.per_name.record_success(name)
+
+
 @dataclass(frozen=True)
 class SessionPolicy:
     """When a logged-in session ends: after `idle` without activity or `absolute` after login.

@@ -46,14 +46,15 @@ def login_page() -> None:
         return
     limiter = login_limiter()
     now = utcnow()
-    wait = limiter.retry_after(name, now)
+    client = st.context.ip_address  # None when unknown (e.g. in tests without a browser)
+    wait = limiter.retry_after(name, client, now)
     if wait > 0:
         st.error(f"Too many failed attempts; try again in {int(wait) + 1} s.")
         return
     row = get_store().run(lambda con: users_store.get_user(con, name)) if name else None
     ok = check_login(row["password_hash"] if row else None, password)
     if not ok or row is None or row["disabled"]:
-        limiter.record_failure(name, now)
+        limiter.record_failure(name, client, now)
         st.error("Wrong user name or password.")
         return
     limiter.record_success(name)

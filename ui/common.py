@@ -43,9 +43,9 @@ def get_store() -> Store:
 
 
 @st.cache_resource(show_spinner=False)
-def login_limiter() -> auth.LoginRateLimiter:
-    """One rate limiter per server process (all sessions share it)."""
-    return auth.LoginRateLimiter()
+def login_limiter() -> auth.LoginGuard:
+    """One failed-login guard per server process (all sessions share it)."""
+    return auth.LoginGuard()
 
 
 def session_policy() -> auth.SessionPolicy:

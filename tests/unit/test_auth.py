@@ -64,6 +64,21 @@ def test_rate_limiter_locks_after_failures_and_releases() -> None:
     assert lim.retry_after("bob", T0) == 0.0
 
 
+def test_login_guard_limits_one_client_spraying_many_names() -> None:
+    guard = auth.LoginGuard()
+    for i in range(20):  # one wrong password on 20 different accounts from one address
+        assert guard.retry_after(f"user{i}", "10.0.0.7", T0) == 0.0
+        guard.record_failure(f"user{i}", "10.0.0.7", T0)
+    assert guard.retry_after("user99", "10.0.0.7", T0) > 0  # a fresh name from that client: blocked
+    assert guard.retry_after("user99", "10.0.0.8", T0) == 0.0  # another client: fine
+    guard.record_success("user3")  # a success does not reset the client's count
+    assert guard.retry_after("user3", "10.0.0.7", T0) > 0
+    assert guard.retry_after("user3", None, T0) == 0.0  # address unknown: the per-name limit only
+    for _ in range(5):
+        guard.record_failure("ann", None, T0)
+    assert guard.retry_after("ann", "10.0.0.9", T0) > 0  # per-name limit from any client
+
+
 def test_session_policy_idle_and_absolute() -> None:
     p = auth.SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
     assert p.is_valid(login_at=T0, last_seen=T0, now=T0 + timedelta(minutes=29))
