@@ -26,4 +26,30 @@ for module in (core, app_cmds, model, ls, release):
 
 
 def main() -> None:
-    app()
+    """Console entry point. Runs the command, hands the store back (checkpointed), flushes,
+    and ends the process without the interpreter's teardown: DuckDB 2.0's Python binding
+    (nanobind) otherwise prints a screen of "leaked function" warnings at every exit, which
+    reads like a crash though nothing is wrong."""
+    import logging
+    import os
+    import sys
+
+    from curation.store import close_all
+
+    code: int = 0
+    try:
+        app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        try:
+            close_all()
+        finally:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+    os._exit(code)
