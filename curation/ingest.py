@@ -8,6 +8,7 @@ the line (or row), the field and what is expected.
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import hashlib
 import io
@@ -16,17 +17,20 @@ import os
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from curation import adapters
 from curation.errors import IngestError, InputError
 from curation.schema import SPLITS, Question
 from curation.store import Store, utcnow
 from curation.store import questions as qstore
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
 MAX_FILE_BYTES = 2 * 1024**3
@@ -110,14 +114,27 @@ def _json_problem(exc: BaseException) -> str:
     return str(exc).split(";")[0][:200]
 
 
+def _lines(path: Path, data: bytes) -> Iterator[tuple[int, str]]:
+    """Numbered lines; one decode of the whole file (the per-line path runs only to locate
+    a decoding error)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        yield from _decode_lines(path, data)
+        return
+    yield from enumerate(text.split("\n"), start=1)
+
+
 def read_jsonl(path: Path) -> Iterator[RawRecord]:
     data = _read_bytes(path)
     row = 0
-    for lineno, line in _decode_lines(path, data):
-        if not line.strip():
+    prefix = f"{path}:"
+    loads = json.loads
+    for lineno, line in _lines(path, data):
+        if not line or line.isspace():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except json.JSONDecodeError as exc:
             if exc.pos >= len(line.rstrip()):  # the parser ran off the end of the line
                 raise InputError(f"truncated JSON: {exc.msg} at column {exc.colno}",
@@ -128,7 +145,7 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
             raise InputError(f"unreadable JSON: {_json_problem(exc)}", location=f"{path}:{lineno}") from exc
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object per line, got {type(obj).__name__}", location=f"{path}:{lineno}")
-        yield RawRecord(f"{path}:{lineno}", row, obj)
+        yield RawRecord(prefix + str(lineno), row, obj)
         row += 1
 
 
@@ -318,10 +335,11 @@ def parse_source(
 
 
 ADAPTER_KEY = {id(a): k for k, a in adapters.ADAPTERS.items()}
+ConvertArgs = tuple[str, str, str | None, str | None, dict[str, Any]]
 
 
 def _convert_chunk(
-    args: tuple[str, str, str | None, str | None, dict[str, Any]], records: Sequence[RawRecord]
+    args: ConvertArgs, records: Sequence[RawRecord]
 ) -> list[tuple[str, adapters.Converted | InputError]]:
     """Convert raw records with one adapter; errors are returned with their location."""
     key, source, split, dataset_name, file_info = args
@@ -422,6 +440,26 @@ def plan_ingest(
 # --- the ingest call --------------------------------------------------------------------------
 
 
+def _without_cyclic_gc(fn: Callable[P, T]) -> Callable[P, T]:
+    """Run `fn` with the cyclic garbage collector paused. An ingest builds millions of small
+    objects that all stay alive until the write; the collector would rescan them again and
+    again (10-20 % of the time) and could free nothing. Reference counting still frees what
+    is dropped, and the collector runs again afterwards."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        was_on = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_on:
+                gc.enable()
+
+    return run
+
+
+@_without_cyclic_gc
 def ingest_paths(
     store: Store,
     paths: Sequence[str | os.PathLike[str]],
@@ -440,21 +478,12 @@ def ingest_paths(
     report = IngestReport(paths=names)
     problems: list[InputError] = []
     parsed: list[ParsedRecord] = []
-    # Parsing builds millions of small objects that all stay alive until the write: the
-    # cyclic garbage collector would rescan them again and again (~10 % of the time) and
-    # could free nothing. Reference counting still frees what is dropped.
-    gc_was_on = gc.isenabled()
-    gc.disable()
-    try:
-        for name in names:
-            records = parse_source(name, benchmark=benchmark, split=split, problems=problems, report=report)
-            who = annotator or f"import:{Path(name).stem}"
-            for rec in records:
-                rec.annotator = who
-            parsed.extend(records)
-    finally:
-        if gc_was_on:
-            gc.enable()
+    for name in names:
+        records = parse_source(name, benchmark=benchmark, split=split, problems=problems, report=report)
+        who = annotator or f"import:{Path(name).stem}"
+        for rec in records:
+            rec.annotator = who
+        parsed.extend(records)
     if problems:
         raise IngestError(problems)
     digests = {n: _sha256(n) for n in names}
@@ -489,6 +518,7 @@ def ingest_paths(
         return store.run(write)
     except _DryRun as dry:
         return dry.report
+
 
 
 class _DryRun(Exception):

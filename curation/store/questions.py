@@ -47,10 +47,16 @@ def lookup(
     return existing, by_hash, aliases
 
 
-# json.dumps(obj, ensure_ascii=False) builds a new encoder per call; these are the same
-# encoders made once (3x faster over 100k questions)
-_to_json = json.JSONEncoder(ensure_ascii=False).encode
+# json.dumps(obj, ensure_ascii=False) builds a new encoder per call; this is the same
+# encoder made once (3x faster over 100k questions)
 _to_json_sorted = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_quote = json.encoder.encode_basestring  # the (C) string quoting json.dumps(ensure_ascii=False) uses
+
+
+def options_json(options: Mapping[str, str]) -> str:
+    """`json.dumps(options, ensure_ascii=False)` for a {letter: text} dict, 3x faster (a test
+    checks they are equal): options are the one JSON column written for every question."""
+    return "{" + ", ".join(_quote(k) + ": " + _quote(v) for k, v in options.items()) + "}"
 
 
 def insert_questions(
@@ -68,7 +74,7 @@ def insert_questions(
         "dataset_name": [q.dataset_name for q in questions],
         "split": [q.split for q in questions],
         "question": [q.question for q in questions],
-        "options": [_to_json(q.options) for q in questions],
+        "options": [options_json(q.options) for q in questions],
         "answer_idx": [q.answer_idx for q in questions],
         "answer": [q.answer for q in questions],
         "source": [q.source for q in questions],

@@ -108,3 +108,13 @@ def test_one_pass_hash_matches_the_definition(question: str, opts: list[str]) ->
 def test_one_pass_hash_matches_the_definition_ascii(question: str, opts: list[str]) -> None:
     options = {chr(65 + i): o for i, o in enumerate(opts)}
     assert text_hash(question, options) == _reference_hash(question, options)
+
+
+@given(st.dictionaries(st.sampled_from("ABCDEFGHIJ") | st.text(max_size=3), st.text(), max_size=8))
+def test_options_json_is_json_dumps(options: dict[str, str]) -> None:
+    import json
+
+    from curation.store.questions import options_json
+
+    assert options_json(options) == json.dumps(options, ensure_ascii=False)
+    assert json.loads(options_json(options)) == options
