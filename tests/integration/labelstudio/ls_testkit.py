@@ -134,6 +134,14 @@ class FaultProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def _fail(self, status: int, detail: str) -> None:
+                payload = json.dumps({"detail": detail}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def _forward(self) -> None:
                 is_page = self.path.startswith("/api/tasks?") or self.path.startswith("/api/tasks/?")
                 with proxy.lock:
@@ -148,12 +156,7 @@ class FaultProxy:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if failing:
-                    payload = b'{"detail": "injected failure"}'
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self._fail(503, "injected failure")
                     return
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "content-length", "connection")}
@@ -166,12 +169,7 @@ class FaultProxy:
                     if proxy.after == "slow":
                         time.sleep(proxy.delay)
                     else:
-                        payload = b'{"detail": "injected failure after the server answered"}'
-                        self.send_response(502)
-                        self.send_header("Content-Type", "application/json")
-                        self.send_header("Content-Length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
+                        self._fail(502, "injected failure after the server answered")
                         return
                 if is_page and proxy.mode == "hide" and r.status_code == 200:
                     data = r.json()
