@@ -38,7 +38,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="auto", help="auto (bf16 autocast on CPUs with AMX) or cpu (float32)")
     args = ap.parse_args()
+    dev = M.select_device(args.device)
+    precision = f"{dev.device}/{dev.amp_dtype or 'float32'}"
 
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [format_for_model(r["question"], r["options"]) for r in rows]
@@ -51,7 +54,7 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     for name in args.models.split(","):
         t0 = time.perf_counter()
-        cfg = M.TrainConfig(base=name, epochs=args.epochs, max_length=args.max_length, seed=args.seed)
+        cfg = M.TrainConfig(base=name, epochs=args.epochs, max_length=args.max_length, seed=args.seed, device=args.device)
         clf = M.train(tr_t, tr_l, cfg)
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
@@ -66,7 +69,7 @@ def main() -> None:
         print(f"[{name}] done in {train_s:.0f} s", file=sys.stderr, flush=True)
 
     cols = ["accuracy", "balanced_accuracy", "kappa", "f1_macro", "ece_before_calibration", "ece_after_calibration", "majority_accuracy", "threshold", "train_seconds"]
-    print(f"held-out: {len(te_t)} questions ({sum(lab == 'reasoning' for lab in te_l)} reasoning); train {len(tr_t)} (seed {args.seed})")
+    print(f"held-out: {len(te_t)} questions ({sum(lab == 'reasoning' for lab in te_l)} reasoning); train {len(tr_t)} (seed {args.seed}); transformer on {precision}")
     print(f"{'model':<8}" + "".join(f"{c[:14]:>16}" for c in cols))
     for name, m in results.items():
         print(f"{name:<8}" + "".join(f"{m[c]:>16.3f}" for c in cols))
@@ -74,7 +77,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "data": str(DATA.relative_to(ROOT)), "seed": args.seed, "n_train": len(tr_t), "n_test": len(te_t),
-        "epochs": args.epochs, "max_length": args.max_length, "models": results,
+        "epochs": args.epochs, "max_length": args.max_length, "device": precision, "models": results,
         "majority_baseline": {"accuracy": next(iter(results.values()))["majority_accuracy"], "balanced_accuracy": 0.5, "kappa": 0.0},
     }
     (RESULTS / "classifier_quality.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -1,18 +1,22 @@
 """Scoring speed: `curation classify` vs a naive `transformers.pipeline("text-classification")`.
 
 Same model, same 2,000 bundled questions (`curation/data/benchmarks_sample.jsonl`, first
-2,000 rows, text = `format_for_model`), same truncation (256 tokens), one run, CPU.
+2,000 rows, text = `format_for_model`), same truncation (the model's `max_length`), one
+run, CPU, side by side:
 
 * ours: `curation.cli.model.classify(model_dir, input=..., output=...)` end to end (load,
   tokenize, length-sorted batches of 64 with dynamic padding under `torch.inference_mode`,
-  calibration, JSONL written);
+  calibration, JSONL written), with ``--device auto`` (bf16 autocast when the CPU has AMX)
+  and with ``--device cpu`` (float32);
 * naive: `pipeline("text-classification", model=dir)` called on the list of texts with its
-  defaults (batch size 1) and `truncation=True, max_length=256`.
+  defaults (batch size 1, float32) and `truncation=True, max_length=<the model's>`.
 
-Also measures the machine's float32 matmul FLOP/s (2048x2048 `torch.mm`) and the fraction
-of it that classify reaches (forward FLOPs counted as 2 x non-embedding parameters per
-processed token + attention scores/values 4 x layers x len^2 x hidden per sequence, padding
-included) over the end-to-end time.
+Checks that the float32 path gives the pipeline's probabilities (max difference) and how
+far auto's bf16 moves them (max difference, share of flipped decisions over all rows).
+Also measures the machine's matmul FLOP/s (2048x2048 `torch.mm`, float32 and bf16) and the
+fraction of the matching peak that classify reaches (forward FLOPs counted as 2 x
+non-embedding parameters per processed token + attention scores/values 4 x layers x len^2 x
+hidden per sequence, padding included) over the end-to-end time.
 
     python benchmarks/classify_speed.py [--model DIR] [--n 2000]
 
@@ -43,10 +47,11 @@ DATA = ROOT / "curation" / "data" / "benchmarks_sample.jsonl"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def matmul_flops(n: int = 2048, repeats: int = 10) -> float:
+def matmul_flops(dtype: str = "float32", n: int = 2048, repeats: int = 10) -> float:
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    dt = getattr(torch, dtype)
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -67,6 +72,14 @@ def forward_flops(clf: M.TransformerClassifier, texts: list[str], batch_size: in
     return total
 
 
+def read_probs(path: Path) -> dict[str, tuple[float, bool]]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        d = json.loads(line)
+        out[d["id"]] = (d["reasoning_prob"], d["is_reasoning"])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=None)
@@ -85,45 +98,60 @@ def main() -> None:
     inp = tmp / "in.jsonl"
     inp.write_text("".join(json.dumps({k: r[k] for k in ("id", "question", "options")}) + "\n" for r in rows))
     texts = [format_for_model(r["question"], r["options"]) for r in rows]
+    auto = M.select_device("auto")
 
-    peak = matmul_flops()
-    t = time.perf_counter()
-    res = classify(model_dir, input=inp, output=tmp / "out.jsonl", device="cpu")
-    ours_s = time.perf_counter() - t
+    peak = {"float32": matmul_flops("float32"), "bfloat16": matmul_flops("bfloat16")}
+    timings: dict[str, float] = {}
+    for device in ("auto", "cpu"):
+        t = time.perf_counter()
+        res = classify(model_dir, input=inp, output=tmp / f"out_{device}.jsonl", device=device)
+        timings[device] = time.perf_counter() - t
     clf = M.load(model_dir, device="cpu")
     assert isinstance(clf, M.TransformerClassifier)
+    max_length = clf.info.max_length
     flops = forward_flops(clf, texts)
-    z = clf.logits(texts[:64])  # for the agreement check with the pipeline
-    score_s = ours_s  # FLOP/s are computed over the end-to-end time (conservative)
+    z = clf.logits(texts[:64])  # float32, for the agreement check with the pipeline
 
     pipe = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1, top_k=None)
     t = time.perf_counter()
-    out = pipe(texts, truncation=True, max_length=256)
+    out = pipe(texts, truncation=True, max_length=max_length)
     naive_s = time.perf_counter() - t
     p_naive = np.array([next(d["score"] for d in o if d["label"] == "reasoning") for o in out[:64]])
-    p_ours = 1 / (1 + np.exp(-z))
-    max_diff = float(np.max(np.abs(p_naive - p_ours)))
+    max_diff_fp32 = float(np.max(np.abs(p_naive - 1 / (1 + np.exp(-z)))))
+    pa, pc = read_probs(tmp / "out_auto.jsonl"), read_probs(tmp / "out_cpu.jsonl")
+    max_diff_auto = max(abs(pa[k][0] - pc[k][0]) for k in pc)
+    flipped = sum(pa[k][1] != pc[k][1] for k in pc) / len(pc)
 
     n = len(texts)
+    auto_label = f"auto = {auto.device}/{auto.amp_dtype or 'float32'}"
     table = [
-        ("curation classify (end to end)", ours_s, n / ours_s),
-        ("naive transformers.pipeline", naive_s, n / naive_s),
+        (f"curation classify, {auto_label}", timings["auto"]),
+        ("curation classify, cpu = float32", timings["cpu"]),
+        ("naive transformers.pipeline, float32", naive_s),
     ]
-    print(f"{n} questions, model {res['model_version']} ({model_dir}), torch threads {torch.get_num_threads()}")
-    print(f"{'method':<34}{'seconds':>10}{'questions/s':>14}")
-    for name, s, qps in table:
-        print(f"{name:<34}{s:>10.1f}{qps:>14.1f}")
-    print(f"speed-up end to end vs naive: {naive_s / ours_s:.2f}x (target >= 3x)")
-    print(f"matmul peak {peak / 1e9:.1f} GFLOP/s; classify (end to end) {flops / score_s / 1e9:.1f} GFLOP/s = {flops / score_s / peak:.1%} of peak")
-    print(f"max |p_ours_raw - p_pipeline| over 64 questions = {max_diff:.2e} (same model, same truncation)")
+    print(f"{n} questions, model {res['model_version']} ({model_dir}), max_length {max_length}, torch threads {torch.get_num_threads()}")
+    print(f"{'method (end to end)':<44}{'seconds':>9}{'questions/s':>13}{'vs naive':>10}")
+    for name, sec in table:
+        print(f"{name:<44}{sec:>9.1f}{n / sec:>13.1f}{naive_s / sec:>9.2f}x")
+    print("target: >= 3x the naive pipeline")
+    auto_peak = peak[auto.amp_dtype or "float32"]
+    print(f"matmul peak float32 {peak['float32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s; "
+          f"classify auto {flops / timings['auto'] / 1e9:.0f} GFLOP/s = {flops / timings['auto'] / auto_peak:.1%} of its peak, "
+          f"cpu {flops / timings['cpu'] / 1e9:.0f} GFLOP/s = {flops / timings['cpu'] / peak['float32']:.1%} of float32 peak")
+    print(f"max |p_float32 - p_pipeline| over 64 questions = {max_diff_fp32:.2e}")
+    print(f"auto vs float32 over {n}: max |dp| = {max_diff_auto:.2e}, decisions flipped {flipped:.2%}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "classify_speed.json").write_text(json.dumps({
-        "n": n, "model": str(model_dir), "model_version": res["model_version"], "torch_threads": torch.get_num_threads(),
-        "ours_end_to_end_s": ours_s, "naive_pipeline_s": naive_s,
-        "ours_qps": n / ours_s, "naive_qps": n / naive_s,
-        "speedup_end_to_end": naive_s / ours_s,
-        "matmul_peak_flops": peak, "classify_flops": flops, "classify_flops_per_s": flops / score_s,
-        "fraction_of_peak": flops / score_s / peak, "max_prob_diff_vs_pipeline": max_diff,
+        "n": n, "model": str(model_dir), "model_version": res["model_version"], "max_length": max_length,
+        "torch_threads": torch.get_num_threads(), "auto_device": auto.device, "auto_amp_dtype": auto.amp_dtype,
+        "ours_auto_s": timings["auto"], "ours_float32_s": timings["cpu"], "naive_pipeline_s": naive_s,
+        "ours_auto_qps": n / timings["auto"], "ours_float32_qps": n / timings["cpu"], "naive_qps": n / naive_s,
+        "speedup_auto_vs_naive": naive_s / timings["auto"], "speedup_float32_vs_naive": naive_s / timings["cpu"],
+        "target_speedup": 3.0, "matmul_peak_flops": peak, "classify_flops": flops,
+        "fraction_of_peak_auto": flops / timings["auto"] / auto_peak,
+        "fraction_of_peak_float32": flops / timings["cpu"] / peak["float32"],
+        "max_prob_diff_float32_vs_pipeline": max_diff_fp32,
+        "max_prob_diff_auto_vs_float32": max_diff_auto, "decisions_flipped_auto_vs_float32": flipped,
     }, indent=2) + "\n", encoding="utf-8")
 
 

@@ -493,7 +493,7 @@ def register(app: typer.Typer) -> None:
         model: Annotated[str, typer.Option("--model", help="Base: a Hub id, a local folder, 'minilm' (offline) or 'tfidf'.")] = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext",
         epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 3,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-        device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU), cpu, cuda.")] = "auto",
+        device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 on CPUs with AMX), cpu (float32), cuda[:N].")] = "auto",
         max_length: Annotated[int, typer.Option("--max-length", help="Tokens per question (truncation).")] = 256,
         batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
         include_import: Annotated[bool, typer.Option("--include-import", help="With --labels store: also use imported labels.")] = False,
@@ -528,7 +528,7 @@ def register(app: typer.Typer) -> None:
         input: Annotated[Path | None, typer.Option("--input", help="JSONL with id, question, options. Default: every store question (writes predictions).")] = None,
         output: Annotated[Path | None, typer.Option("--output", help="Write one JSON object per line here ('-' = stdout; the default with --input).")] = None,
         batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-        device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+        device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 on CPUs with AMX), cpu (float32), cuda[:N].")] = "auto",
         db: DbOption = None,
         as_json: JsonOption = False,
     ) -> None:

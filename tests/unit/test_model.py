@@ -59,7 +59,11 @@ def data() -> tuple[list[str], list[str]]:
 
 # -- pure pieces ------------------------------------------------------------------------
 def test_select_device_both_branches() -> None:
-    assert M.select_device("auto", cuda_available=False) == M.DeviceChoice("cpu", None)
+    assert M.select_device("auto", cuda_available=False, cpu_bf16=False) == M.DeviceChoice("cpu", None)
+    assert M.select_device("auto", cuda_available=False, cpu_bf16=True) == M.DeviceChoice("cpu", "bfloat16")
+    assert M.select_device("cpu", cuda_available=False, cpu_bf16=True) == M.DeviceChoice("cpu", None)
+    assert M.select_device("auto", cuda_available=False).device == "cpu"  # the real probe answers
+    assert isinstance(M.cpu_has_native_bf16(), bool)
     assert M.select_device("auto", cuda_available=True, bf16_supported=True) == M.DeviceChoice("cuda", "bfloat16")
     assert M.select_device("cuda:1", cuda_available=True, bf16_supported=False) == M.DeviceChoice("cuda:1", None)
     assert M.select_device("cpu", cuda_available=True) == M.DeviceChoice("cpu", None)
