@@ -186,3 +186,16 @@ def test_simulation_learning_curve() -> None:
     assert all(not math.isnan(v) for v in res.full_data.values())
     with pytest.raises(InputError, match="exceeds"):
         active.simulate(x[:20], y[:20], x[300:], y[300:], strategies=["random"], budgets=[50], seeds=[0])
+
+
+def test_labels_to_reach_first_vs_sustained() -> None:
+    res = active.SimulationResult(full_data={0: 1.0})
+    for n, ba in [(50, 0.80), (100, 0.96), (150, 0.90), (200, 0.95), (300, 0.97)]:
+        res.rows.append({"strategy": "lucky", "seed": 0, "n_labels": n, "balanced_accuracy": ba, "kappa": 0.0})
+    for n, ba in [(50, 0.5), (100, 0.6), (150, 0.7), (200, 0.8), (300, 0.9)]:
+        res.rows.append({"strategy": "never", "seed": 0, "n_labels": n, "balanced_accuracy": ba, "kappa": 0.0})
+    assert res.labels_to_reach(0.95) == {"lucky": 100, "never": None}
+    assert res.labels_to_reach(0.95, sustained=True) == {"lucky": 200, "never": None}
+    res.rows.append({"strategy": "lucky", "seed": 0, "n_labels": 400, "balanced_accuracy": 0.5, "kappa": 0.0})
+    assert res.labels_to_reach(0.95) == {"lucky": 100, "never": None}
+    assert res.labels_to_reach(0.95, sustained=True)["lucky"] is None  # falls back below at the end
