@@ -19,7 +19,7 @@ so it is left out of the default list.
 
     python benchmarks/active_learning.py [--features minilm|tfidf] [--strategies entropy,kmeans,badge,random] [--seeds 0,1,2]
 
-Prints a table and writes benchmarks/results/active_learning.{json,csv,png}.
+Prints a table and writes benchmarks/results/<--out-stem, default active_learning>.{json,csv,png}.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--strategies", default="entropy,kmeans,badge,random")
     ap.add_argument("--budgets", default=",".join(str(b) for b in [*range(50, 301, 25), 350, 400, 500, 600, 700, 800]))
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--out-stem", default="active_learning", help="file name stem under benchmarks/results/")
     args = ap.parse_args()
     t0 = time.perf_counter()
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -117,7 +118,7 @@ def main() -> None:
     print(f"elapsed {elapsed:.0f} s (features {t_feat:.0f} s)")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / "active_learning"
+    stem = RESULTS / args.out_stem
     (stem.with_suffix(".json")).write_text(json.dumps({
         "features": args.features, "learner": "class-balanced logistic regression (proxy)",
         "strategies": strategies, "budgets": budgets, "seeds": seeds,
@@ -128,7 +129,7 @@ def main() -> None:
     }, indent=2) + "\n", encoding="utf-8")
     from curation.cli.model import write_learning_curve
 
-    write_learning_curve(curve, stem)
+    write_learning_curve(curve, stem, target=0.95 * full)
 
 
 if __name__ == "__main__":

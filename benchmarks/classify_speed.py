@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -99,6 +100,7 @@ def main() -> None:
     inp.write_text("".join(json.dumps({k: r[k] for k in ("id", "question", "options")}) + "\n" for r in rows))
     texts = [format_for_model(r["question"], r["options"]) for r in rows]
     auto = M.select_device("auto")
+    load_at_start = os.getloadavg()[0]
 
     peak = {"float32": matmul_flops("float32"), "bfloat16": matmul_flops("bfloat16")}
     timings: dict[str, float] = {}
@@ -143,7 +145,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "classify_speed.json").write_text(json.dumps({
         "n": n, "model": str(model_dir), "model_version": res["model_version"], "max_length": max_length,
-        "torch_threads": torch.get_num_threads(), "auto_device": auto.device, "auto_amp_dtype": auto.amp_dtype,
+        "torch_threads": torch.get_num_threads(), "load_average_1min_at_start": round(load_at_start, 2), "auto_device": auto.device, "auto_amp_dtype": auto.amp_dtype,
         "ours_auto_s": timings["auto"], "ours_float32_s": timings["cpu"], "naive_pipeline_s": naive_s,
         "ours_auto_qps": n / timings["auto"], "ours_float32_qps": n / timings["cpu"], "naive_qps": n / naive_s,
         "speedup_auto_vs_naive": naive_s / timings["auto"], "speedup_float32_vs_naive": naive_s / timings["cpu"],

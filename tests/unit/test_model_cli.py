@@ -152,7 +152,13 @@ def test_store_round_trip(tmp_path: Path, store: tuple[str, list[dict]]) -> None
     assert len(items) == 7 and all(k == "active" and s == "entropy" and lab for k, s, lab in items)
     res = runner.invoke(_app(), ["al", "next", "--size", "5", "--strategy", "kmeans", "--db", db, "--json"])
     assert res.exit_code == 0, res.output
-    assert not {i["id"] for i in json.loads(res.output)["items"]} & {i["id"] for i in nxt["items"]}
+    km = json.loads(res.output)
+    assert not {i["id"] for i in km["items"]} & {i["id"] for i in nxt["items"]}
+    res = runner.invoke(_app(), ["al", "next", "--size", "4", "--db", db, "--json"])  # the default strategy
+    assert res.exit_code == 0, res.output
+    dflt = json.loads(res.output)
+    assert dflt["strategy"] == "badge" and len(dflt["items"]) == 4
+    assert not {i["id"] for i in dflt["items"]} & ({i["id"] for i in nxt["items"]} | {i["id"] for i in km["items"]})
 
     res = runner.invoke(_app(), ["al", "status", "--db", db, "--json"])
     assert res.exit_code == 0, res.output
@@ -181,5 +187,8 @@ def test_simulate_writes_curve(tmp_path: Path) -> None:
     for name in ("learning_curve.csv", "learning_curve.png", "simulation.json"):
         assert (tmp_path / "sim" / name).stat().st_size > 0
     assert (tmp_path / "sim" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "labels to 95%" in res.output and "sustained" in res.output
+    sim = json.loads((tmp_path / "sim" / "simulation.json").read_text(encoding="utf-8"))
+    assert set(sim["labels_to_95pct_sustained"]) == {"entropy", "random"}
     res = CliRunner().invoke(_app(), ["al", "simulate", "--oracle", str(oracle), "--eval", str(oracle), "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "held out" in res.output
