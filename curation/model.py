@@ -21,7 +21,7 @@ probability that maximises Cohen's kappa; ties go to the threshold closest to 0.
 
 Scoring uses dynamic padding, length-sorted batches and `torch.inference_mode`. Device
 ``auto`` = CUDA with bf16 autocast when available, else the CPU, with bf16 autocast when the
-CPU multiplies bf16 natively (Intel AMX; ~3x faster, predictions within 0.003), float32
+CPU multiplies bf16 natively (Intel AMX; scoring ~2.5x faster, predictions within 0.003), float32
 otherwise; ``cpu`` = plain float32 on the CPU. Seeds are fixed.
 Nothing here prints: pass a `progress(stage, done, total)` callback to watch.
 
@@ -134,7 +134,7 @@ class DeviceChoice:
 
 def cpu_has_native_bf16() -> bool:
     """True when the CPU multiplies bf16 matrices natively (Intel AMX tiles): there bf16
-    autocast runs an encoder ~3x faster than float32 (benchmarks/classify_speed.py)."""
+    autocast runs an encoder ~2.5x faster than float32 (benchmarks/classify_speed.py)."""
     import torch
 
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # absent in old torch: no
@@ -155,8 +155,8 @@ def select_device(
 
     ``auto`` picks CUDA when available (bf16 autocast when the GPU supports it); else the
     CPU, with bf16 autocast when the CPU multiplies bf16 natively (`cpu_has_native_bf16`),
-    float32 otherwise. ``cpu`` is always the CPU in plain float32 (bit-for-bit
-    reproducible across CPUs). The probes can be passed in so every branch is testable
+    float32 otherwise. ``cpu`` is always the CPU in plain float32 (no autocast: the
+    reference numbers). The probes can be passed in so every branch is testable
     without a GPU.
     """
     import torch
@@ -820,6 +820,7 @@ def train(
     va_texts = [texts[i] for i in va]
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
     cfg = asdict(config)
+    precision = "cpu/float32"
     if config.base == "tfidf":
         vec, coef, icpt = train_tfidf(tr_texts, y[tr], config)
         info = ModelInfo("tfidf", new_version("tfidf"), "tfidf", 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created)
@@ -827,6 +828,7 @@ def train(
         train_log: dict[str, Any] = {"epochs": [], "best_epoch": 0, "stopped_early": False}
     else:
         device = select_device(config.device)
+        precision = f"{device.device}/{device.amp_dtype or 'float32'}"
         tok, mdl = load_base(config.base)
         mdl, train_log = train_transformer(tok, mdl, tr_texts, y[tr], va_texts, y[va], config, device, progress)
         info = ModelInfo("transformer", new_version(config.base), config.base, 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created)
@@ -844,6 +846,7 @@ def train(
     clf.info.metrics = {
         "n_train": len(tr),
         "n_val": len(va),
+        "device": precision,
         "threshold_rule": config.threshold_rule,
         "calibration": config.calibration,
         "validation": val_metrics,

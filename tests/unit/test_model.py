@@ -175,6 +175,7 @@ def test_tiny_bert_trains_saves_loads(tmp_path: Path, tiny_bert: Path, data: tup
     assert seen and seen[-1][1] == seen[-1][2]
     log = clf.info.metrics["training"]
     assert 1 <= log["best_epoch"] <= 2 and len(log["epochs"]) >= 1
+    assert clf.info.metrics["device"] == "cpu/float32"
     path = clf.save(tmp_path / "bert")
     assert (path / "config.json").exists() and (path / M.MODEL_FILE).exists()
     assert any(p.name.startswith("tokenizer") for p in path.iterdir())
