@@ -6,8 +6,8 @@ run, CPU, side by side:
 
 * ours: `curation.cli.model.classify(model_dir, input=..., output=...)` end to end (load,
   tokenize, length-sorted batches of 64 with dynamic padding under `torch.inference_mode`,
-  calibration, JSONL written), with ``--device auto`` (bf16 autocast when the CPU has AMX)
-  and with ``--device cpu`` (float32);
+  calibration, JSONL written), with ``--device auto`` (weights in bf16 when the CPU has
+  AMX) and with ``--device cpu`` (float32);
 * naive: `pipeline("text-classification", model=dir)` called on the list of texts with its
   defaults (batch size 1, float32) and `truncation=True, max_length=<the model's>`.
 

@@ -20,9 +20,10 @@ threshold is chosen by the documented rule (default: the threshold on the calibr
 probability that maximises Cohen's kappa; ties go to the threshold closest to 0.5).
 
 Scoring uses dynamic padding, length-sorted batches and `torch.inference_mode`. Device
-``auto`` = CUDA with bf16 autocast when available, else the CPU, with bf16 autocast when the
-CPU multiplies bf16 natively (Intel AMX; scoring ~2.5x faster, predictions within 0.003), float32
-otherwise; ``cpu`` = plain float32 on the CPU. Seeds are fixed.
+``auto`` = CUDA with bf16 when available, else the CPU, with bf16 when the CPU multiplies
+bf16 natively (Intel AMX; scoring ~2.5x faster, probabilities within 0.005), float32
+otherwise; ``cpu`` = plain float32 on the CPU. With bf16, training autocasts (float32 master
+weights) and a model loaded for scoring (`load`) holds its weights in bf16. Seeds are fixed.
 Nothing here prints: pass a `progress(stage, done, total)` callback to watch.
 
 A saved model folder holds the weights and tokenizer (transformer) or ``tfidf.npz``
@@ -640,13 +641,28 @@ def _pad(encoded: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]
 class TransformerClassifier(Classifier):
     """A fine-tuned Hugging Face encoder with a 2-class head."""
 
-    def __init__(self, tokenizer: Any, model: Any, info: ModelInfo, device: DeviceChoice | None = None) -> None:
+    def __init__(
+        self, tokenizer: Any, model: Any, info: ModelInfo, device: DeviceChoice | None = None,
+        *, inference_only: bool = False,
+    ) -> None:
+        """`inference_only=True` (what `load` does) stores the weights in the device's
+        autocast dtype (bf16) instead of autocasting float32 weights at every operation:
+        scoring is ~17 % faster for the same probabilities, and the model cannot be saved."""
         self.tokenizer = tokenizer
         self.model = model
         self.info = info
         self.device = device or select_device("auto")
-        self.model.to(self.device.device)
+        self.weights_cast = inference_only and self.device.amp_dtype is not None
+        if self.weights_cast:
+            import torch
+
+            self.model.to(self.device.device, dtype=getattr(torch, str(self.device.amp_dtype)))
+        else:
+            self.model.to(self.device.device)
         self.model.eval()
+
+    def _precision(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext() if self.weights_cast else autocast_context(self.device)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         if len(texts) == 0:
@@ -666,7 +682,7 @@ class TransformerClassifier(Classifier):
         results: list[np.ndarray | None] = [None] * n
         done = 0
         self.model.eval()
-        with torch.inference_mode(), autocast_context(self.device):
+        with torch.inference_mode(), self._precision():
             for batch in _length_sorted_batches([len(e) for e in encoded], batch_size):
                 ids, mask = _pad([encoded[i] for i in batch], pad_id)
                 ids_t = torch.from_numpy(ids).to(self.device.device)
@@ -694,6 +710,11 @@ class TransformerClassifier(Classifier):
         return self._forward_batches(texts, batch_size, progress, "embed")
 
     def save(self, out: str | os.PathLike[str]) -> Path:
+        if self.weights_cast:
+            raise ConfigError(
+                f"model {self.version} was loaded for {self.device.amp_dtype} inference and its weights "
+                "were cast; load it with device='cpu' (float32) to save a copy"
+            )
         path = Path(out)
         path.mkdir(parents=True, exist_ok=True)
         with _quiet_transformers():
@@ -867,8 +888,9 @@ def evaluate(clf: Classifier, texts: Sequence[str], labels: Sequence[str], *, ba
     return m
 
 
-def load(path: str | os.PathLike[str], *, device: str = "auto") -> Classifier:
-    """Load a model folder written by `Classifier.save`."""
+def load(path: str | os.PathLike[str], *, device: str | DeviceChoice = "auto") -> Classifier:
+    """Load a model folder written by `Classifier.save`, for scoring: on a device with bf16
+    autocast (see `select_device`) the weights are held in bf16."""
     folder = Path(path).expanduser()
     meta_path = folder / MODEL_FILE
     if not meta_path.exists():
@@ -895,7 +917,8 @@ def load(path: str | os.PathLike[str], *, device: str = "auto") -> Classifier:
     with _quiet_transformers():
         tok = AutoTokenizer.from_pretrained(str(folder))
         mdl = AutoModelForSequenceClassification.from_pretrained(str(folder))
-    return TransformerClassifier(tok, mdl, info, select_device(device))
+    choice = device if isinstance(device, DeviceChoice) else select_device(device)
+    return TransformerClassifier(tok, mdl, info, choice, inference_only=True)
 
 
 def frozen_embeddings(base: str, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 64, device: str = "auto", progress: Progress | None = None) -> np.ndarray:
@@ -903,4 +926,5 @@ def frozen_embeddings(base: str, texts: Sequence[str], *, max_length: int = 256,
     (the fast proxy features for the active-learning simulation)."""
     tok, mdl = load_base(base)
     info = ModelInfo("transformer", "frozen", base, 0.5, Calibrator().to_dict(), max_length)
-    return TransformerClassifier(tok, mdl, info, select_device(device)).embed(texts, batch_size=batch_size, progress=progress)
+    clf = TransformerClassifier(tok, mdl, info, select_device(device), inference_only=True)
+    return clf.embed(texts, batch_size=batch_size, progress=progress)

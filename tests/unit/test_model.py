@@ -89,6 +89,26 @@ def test_autocast_path_runs_on_cpu(tiny_bert: Path) -> None:
     assert np.allclose(z_amp, z, atol=0.1)  # bf16 is close but not identical
 
 
+def test_loaded_for_bf16_inference_casts_weights_and_refuses_to_save(tmp_path: Path, tiny_bert: Path, data: tuple[list[str], list[str]]) -> None:
+    import torch
+
+    texts, labels = data
+    cfg = M.TrainConfig(base=str(tiny_bert), epochs=1, max_length=64, batch_size=32, seed=0, device="cpu")
+    path = M.train(texts[:80], labels[:80], cfg).save(tmp_path / "m")
+    fp32 = M.load(path, device="cpu")
+    assert isinstance(fp32, M.TransformerClassifier) and not fp32.weights_cast
+    bf16 = M.load(path, device=M.DeviceChoice("cpu", "bfloat16"))
+    assert isinstance(bf16, M.TransformerClassifier) and bf16.weights_cast
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
+    p32, p16 = fp32.predict_proba(texts[:20]), bf16.predict_proba(texts[:20])
+    assert p16.dtype == np.float64 and np.allclose(p16, p32, atol=0.05) and not np.array_equal(p16, p32)
+    with pytest.raises(ConfigError, match="load it with device='cpu'"):
+        bf16.save(tmp_path / "again")
+    assert not (tmp_path / "again").exists()
+    fp32.save(tmp_path / "copy")  # the float32 load saves as before
+
+
 def test_metrics_and_threshold() -> None:
     y = np.array([1, 1, 1, 0, 0, 0])
     p = np.array([0.9, 0.8, 0.35, 0.3, 0.2, 0.1])
