@@ -12,18 +12,40 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q "torch==2.13.0"
-if [ "$DEV" = 1 ]; then
-    .venv/bin/python -m pip install -q -e ".[dev]"
-    scripts/labelstudio.sh install
-    if [ ! -x /usr/bin/chromium ]; then
-        if [ "$(id -u)" = 0 ]; then
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-        else
-            echo "note: the browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2
-        fi
+install_chromium() {
+    if [ -x /usr/bin/chromium ]; then return 0; fi
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "note: the browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2
     fi
+}
+
+# wait_for PID NAME LOG: wait for a background step; on failure show its log and stop.
+wait_for() {
+    if ! wait "$1"; then
+        echo "setup: $2 failed; its output:" >&2
+        cat "$3" >&2
+        exit 1
+    fi
+    cat "$3"
+}
+
+if [ "$DEV" = 1 ]; then
+    # The Label Studio venv and Debian's chromium are independent of the app's venv:
+    # install them meanwhile (the three are mostly download and unpack time).
+    logs="$(mktemp -d)"
+    scripts/labelstudio.sh install >"$logs/labelstudio.log" 2>&1 &
+    ls_pid=$!
+    install_chromium >"$logs/chromium.log" 2>&1 &
+    chromium_pid=$!
+    .venv/bin/python -m pip install -q "torch==2.13.0"
+    .venv/bin/python -m pip install -q -e ".[dev]"
+    wait_for "$ls_pid" "scripts/labelstudio.sh install" "$logs/labelstudio.log"
+    wait_for "$chromium_pid" "installing chromium" "$logs/chromium.log"
+    rm -rf "$logs"
 else
+    .venv/bin/python -m pip install -q "torch==2.13.0"
     .venv/bin/python -m pip install -q -e .
 fi
 echo "setup done: $(.venv/bin/python -c 'import curation; print("curation", curation.__version__)')"
