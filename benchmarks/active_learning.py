@@ -96,9 +96,9 @@ def main() -> None:
     curve = merged.curve()
     reach = merged.labels_to_reach(0.95)
     sustained = merged.labels_to_reach(0.95, sustained=True)
-    full = float(np.mean(list(merged.full_data.values())))
+    full, target = merged.target(1.0), merged.target(0.95)
 
-    print(f"features={args.features}  pool={len(pool)}  eval={len(ev)}  seeds={seeds}  full-pool balanced accuracy={full:.3f}  target (95 %)={0.95 * full:.3f}")
+    print(f"features={args.features}  pool={len(pool)}  eval={len(ev)}  seeds={seeds}  full-pool balanced accuracy={full:.3f}  target (95 %)={target:.3f}")
     print("mean balanced accuracy (± std over seeds) by number of labels")
     print(f"{'labels':>7}" + "".join(f"{s:>14}" for s in strategies))
     cells = {(r["strategy"], r["n_labels"]): r for r in curve}
@@ -129,7 +129,7 @@ def main() -> None:
     }, indent=2) + "\n", encoding="utf-8")
     from curation.cli.model import write_learning_curve
 
-    write_learning_curve(curve, stem, target=0.95 * full)
+    write_learning_curve(curve, stem, target=target)
 
 
 if __name__ == "__main__":

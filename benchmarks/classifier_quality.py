@@ -41,8 +41,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto (bf16 autocast on CPUs with AMX) or cpu (float32)")
     args = ap.parse_args()
-    dev = M.select_device(args.device)
-    precision = f"{dev.device}/{dev.amp_dtype or 'float32'}"
+    precision = M.select_device(args.device).label
 
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     texts = [format_for_model(r["question"], r["options"]) for r in rows]

@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from curation import model as M  # noqa: E402
 from curation.cli.model import classify  # noqa: E402
+from curation.ingest import read_jsonl  # noqa: E402
 from curation.schema import format_for_model  # noqa: E402
 
 DATA = ROOT / "curation" / "data" / "benchmarks_sample.jsonl"
@@ -74,11 +75,7 @@ def forward_flops(clf: M.TransformerClassifier, texts: list[str], batch_size: in
 
 
 def read_probs(path: Path) -> dict[str, tuple[float, bool]]:
-    out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        d = json.loads(line)
-        out[d["id"]] = (d["reasoning_prob"], d["is_reasoning"])
-    return out
+    return {r.data["id"]: (r.data["reasoning_prob"], r.data["is_reasoning"]) for r in read_jsonl(path)}
 
 
 def main() -> None:
@@ -125,7 +122,7 @@ def main() -> None:
     flipped = sum(pa[k][1] != pc[k][1] for k in pc) / len(pc)
 
     n = len(texts)
-    auto_label = f"auto = {auto.device}/{auto.amp_dtype or 'float32'}"
+    auto_label = f"auto = {auto.label}"
     table = [
         (f"curation classify, {auto_label}", timings["auto"]),
         ("curation classify, cpu = float32", timings["cpu"]),

@@ -545,6 +545,11 @@ class SimulationResult:
             for (s, n), v in sorted(groups.items())
         ]
 
+    def target(self, fraction: float = 0.95) -> float:
+        """`fraction` of the mean full-data balanced accuracy over seeds (NaN with no seeds)."""
+        values = list(self.full_data.values())
+        return fraction * float(np.mean(values)) if values else float("nan")
+
     def labels_to_reach(self, fraction: float = 0.95, *, sustained: bool = False) -> dict[str, int | None]:
         """Smallest budget where a strategy's mean balanced accuracy reaches `fraction` of the
         mean full-data balanced accuracy (None: not within the budgets).
@@ -552,7 +557,7 @@ class SimulationResult:
         ``sustained=True`` asks for the smallest budget from which the mean stays at or above
         the target at every larger budget: on a flat, noisy learning curve a single lucky
         budget would otherwise count as reaching it."""
-        target = fraction * float(np.mean(list(self.full_data.values())))
+        target = self.target(fraction)
         out: dict[str, int | None] = {}
         for row in self.curve():  # sorted by (strategy, n_labels)
             s = row["strategy"]

@@ -123,7 +123,7 @@ def set_seed(seed: int) -> None:
 
 @dataclass(frozen=True)
 class DeviceChoice:
-    """Where to run and whether to autocast (bf16 on CUDA)."""
+    """Where to run and whether to use bf16 (see `select_device`)."""
 
     device: str
     amp_dtype: str | None  # "bfloat16" or None
@@ -132,6 +132,11 @@ class DeviceChoice:
     def device_type(self) -> str:
         return self.device.split(":")[0]
 
+    @property
+    def label(self) -> str:
+        """``device/dtype``, e.g. ``cpu/bfloat16`` or ``cuda:1/float32``."""
+        return f"{self.device}/{self.amp_dtype or 'float32'}"
+
 
 def cpu_has_native_bf16() -> bool:
     """True when the CPU multiplies bf16 matrices natively (Intel AMX tiles): there bf16
@@ -139,10 +144,7 @@ def cpu_has_native_bf16() -> bool:
     import torch
 
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # absent in old torch: no
-    try:
-        return bool(probe()) if probe is not None else False
-    except RuntimeError:  # pragma: no cover - defensive
-        return False
+    return bool(probe()) if probe is not None else False
 
 
 def select_device(
@@ -849,7 +851,7 @@ def train(
         train_log: dict[str, Any] = {"epochs": [], "best_epoch": 0, "stopped_early": False}
     else:
         device = select_device(config.device)
-        precision = f"{device.device}/{device.amp_dtype or 'float32'}"
+        precision = device.label
         tok, mdl = load_base(config.base)
         mdl, train_log = train_transformer(tok, mdl, tr_texts, y[tr], va_texts, y[va], config, device, progress)
         info = ModelInfo("transformer", new_version(config.base), config.base, 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created)

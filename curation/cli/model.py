@@ -472,8 +472,8 @@ def al_simulate(
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     curve = res.curve()
-    full = float(np.mean(list(res.full_data.values())))
-    files = write_learning_curve(curve, outdir / "learning_curve", target=0.95 * full if math.isfinite(full) else None)
+    target = res.target(0.95)
+    files = write_learning_curve(curve, outdir / "learning_curve", target=target if math.isfinite(target) else None)
     summary: dict[str, Any] = {"features": features, "n_pool": len(pool), "n_eval": len(ev), "strategies": list(strategies),
                "budgets": sorted(set(budgets)), "seeds": list(seeds), "init_size": init_size, "step": step,
                "full_data_balanced_accuracy": res.full_data, "labels_to_95pct": res.labels_to_reach(0.95),
