@@ -1,0 +1,25 @@
+"""Writing SQL text safely where a parameter cannot go (DDL, COPY targets, macros).
+
+`literal` is the one quoting helper: every string spliced into SQL goes through it.
+`in_list` turns a rule's tuple of values (e.g. `curation.rules.HUMAN_SOURCES`) into an
+`IN (...)` list, so the rule stays written once, in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def literal(value: str | None) -> str:
+    """A SQL string literal (single quotes doubled), or NULL."""
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def in_list(values: Iterable[str]) -> str:
+    """`('a', 'b')` for `x IN ('a', 'b')`; at least one value is required."""
+    items = [literal(v) for v in values]
+    if not items:
+        raise ValueError("an IN list needs at least one value")
+    return "(" + ", ".join(items) + ")"
