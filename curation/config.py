@@ -25,3 +25,10 @@ def require_env(name: str, explicit: str | None = None, *, option: str | None = 
         hint = f"pass {option} or set {name}" if option else f"set {name}"
         raise ConfigError(f"missing setting: {hint}")
     return value
+
+
+def labeling_config_dir() -> Path:
+    """`labeling_config/` (Label Studio XML configs, the annotation guidelines): inside the
+    package as `curation/labeling_config`, a link to the checkout's top-level folder that
+    the wheel ships as real files, so a source checkout and an installed wheel find it alike."""
+    return Path(__file__).resolve().parent / "labeling_config"

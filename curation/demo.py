@@ -81,14 +81,14 @@ DEMO_MODEL = "tfidf"
 
 def ensure_model(store: Store, progress: Any = None) -> dict[str, Any]:
     """Train the demo classifier on the bundled labels (once) and score every question."""
-    from curation.cli.model import classify, train_model
+    from curation.services.learn import classify, train_model
 
     out = demo_dir(store) / "models" / f"demo-{DEMO_MODEL}"
     trained = None
     if not (out / "curation_model.json").exists():
         trained = train_model(str(sample_path("medxpertqa_labeled_dev.jsonl")), DEMO_MODEL, out,
-                              db=str(store.path), seed=0, progress=progress)
-    scored = classify(out, db=str(store.path), progress=progress)
+                              store=store, seed=0, progress=progress)
+    scored = classify(out, store=store, progress=progress)
     scored.pop("rows", None)
     return {"trained": trained, "scored": scored, "path": str(out)}
 

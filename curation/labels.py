@@ -9,6 +9,7 @@ back (round trip, tested). `agreement_inputs` turns current labels into the
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -18,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from curation import rules
+from curation.config import labeling_config_dir
 from curation.errors import ConfigError, InputError
 
 EXPORT_SCHEMA_VERSION = "1"
@@ -35,13 +38,13 @@ _VERSION_RE = re.compile(r"^version:\s*[\"']?([^\"'\s]+)[\"']?\s*$", re.MULTILIN
 
 
 def guidelines_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """`explicit`, else `$CURATION_GUIDELINES`, else `labeling_config/guidelines.md` of the checkout."""
+    """`explicit`, else `$CURATION_GUIDELINES`, else `guidelines.md` in `labeling_config_dir()`."""
     if explicit:
         return Path(explicit)
     env = os.environ.get("CURATION_GUIDELINES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "labeling_config" / "guidelines.md"
+    return labeling_config_dir() / "guidelines.md"
 
 
 def parse_guidelines(text: str, *, location: str = "guidelines.md") -> tuple[str, str]:
@@ -56,6 +59,17 @@ def parse_guidelines(text: str, *, location: str = "guidelines.md") -> tuple[str
     if not match:
         raise InputError("front matter has no 'version:' line", location=location)
     return match.group(1), body
+
+
+def guidelines_info(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Version (the front matter's, by `parse_guidelines`) and sha256 of the guidelines file,
+    for a release manifest; both None if the file is missing."""
+    p = guidelines_path(path)
+    if not p.is_file():
+        return {"version": None, "sha256": None}
+    data = p.read_bytes()
+    version, _ = parse_guidelines(data.decode("utf-8"), location=str(p))
+    return {"version": version, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def load_guidelines(path: str | os.PathLike[str] | None = None) -> tuple[str, str]:
@@ -121,6 +135,45 @@ def read_csv(text: str) -> list[dict[str, Any]]:
 
 
 # -- agreement inputs -------------------------------------------------------------------
+
+AGREEMENT_N_BOOT = 1000
+AGREEMENT_SEED = 0
+
+
+def gold_agreement(
+    current: Iterable[Mapping[str, Any]], *, n_boot: int = AGREEMENT_N_BOOT, seed: int = AGREEMENT_SEED
+) -> dict[str, Any]:
+    """Human-human agreement on the gold set: the one computation behind `curation agreement`,
+    the Agreement page and the release card (same rows, same resamples, same numbers).
+
+    `current`: current labels on gold items (`question_id, annotator, label, source,
+    dataset_name`); only people's labels count (`curation.rules.human_rows`), whatever else
+    is passed. Grouped by benchmark; `n_raters` says how many people labeled.
+    """
+    from curation.agreement import agreement_report
+
+    people = rules.human_rows(current)
+    rows, groups = agreement_inputs(people)
+    report = agreement_report(rows, item_groups=groups, n_boot=n_boot, seed=seed)
+    report["raters"] = rules.rater_set(people)
+    return report
+
+
+def label_comparison(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Agreement of two label sources on the same items (e.g. the human label vs a benchmark's
+    own tags, or the model vs the human label): n, percent agreement with a Wilson 95 % CI,
+    Cohen's kappa. `pairs`: (label_a, label_b) per item; empty -> n 0 and no figures."""
+    from curation.agreement import cohen_kappa, proportion_ci
+
+    n = len(pairs)
+    if n == 0:
+        return {"n_items": 0, "percent_agreement": None, "percent_agreement_ci": [None, None],
+                "cohen_kappa": None}
+    k = sum(a == b for a, b in pairs)
+    kappa = float(cohen_kappa([a for a, _ in pairs], [b for _, b in pairs]))
+    return {"n_items": n, "percent_agreement": k / n, "percent_agreement_ci": list(proportion_ci(k, n)),
+            "cohen_kappa": None if kappa != kappa else kappa}
+
 
 
 def agreement_inputs(

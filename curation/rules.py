@@ -61,6 +61,21 @@ def reference_name(annotator: str) -> str:
     return annotator[len(REFERENCE_PREFIX):] if annotator.startswith(REFERENCE_PREFIX) else annotator
 
 
+def reference_tags(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
+    """question_id -> (tag, source name) from imported reference rows (`question_id`,
+    `annotator`, `label`). Several sources on one question: their strict majority, the source
+    names joined by ','; a tie gives no tag."""
+    by_q: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        by_q.setdefault(str(r["question_id"]), []).append((str(r["label"]), reference_name(str(r["annotator"]))))
+    out: dict[str, tuple[str, str]] = {}
+    for q, tags in by_q.items():
+        m = majority([t[0] for t in tags])
+        if m is not None:
+            out[q] = (m, ",".join(sorted({t[1] for t in tags})))
+    return out
+
+
 def rater_set(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     """The human raters among label rows (`annotator`, `source`), sorted."""
     return sorted({str(r["annotator"]) for r in rows if is_human(str(r["source"]))})

@@ -99,16 +99,6 @@ def gold_draw(
         console.print(f"  {ds}\t{n}", highlight=False, markup=False)
 
 
-def agreement_summary(db: str | None, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Agreement report on the gold set (what `curation agreement` prints)."""
-    from curation.agreement import agreement_report
-    from curation.labels import agreement_inputs
-    from curation.store.queue import gold_labels
-
-    rows, groups = agreement_inputs(store(db).run(gold_labels))
-    return agreement_report(rows, item_groups=groups, n_boot=n_boot, seed=seed)
-
-
 def _fmt(v: dict[str, Any]) -> str:
     if v["value"] is None:
         return "n/a"
@@ -127,7 +117,9 @@ def agreement_cmd(
     """Human-human agreement on the gold set, with bootstrap 95 % CIs."""
     from rich.table import Table
 
-    report = agreement_summary(db, n_boot=n_boot, seed=seed)
+    from curation.services.annotate import agreement_summary
+
+    report = agreement_summary(store(db), n_boot=n_boot, seed=seed)
     if as_json:
         print_json(report)
         return
@@ -140,6 +132,16 @@ def agreement_cmd(
     console.print(table)
     if report["n_items_dropped"]:
         console.print(f"{report['n_items_dropped']} gold item(s) with a single label left out.")
+    console.print(f"raters (people only): {', '.join(report['raters']) or 'none yet'}", highlight=False, markup=False)
+    tags = report["benchmark_tags"]
+    cmp = tags["human_label_vs_tag"]
+    if cmp["n_items"]:
+        console.print(
+            f"benchmark tags ({', '.join(tags['sources'])}), a reference, not a rater: the human label "
+            f"matches the tag on {cmp['percent_agreement']:.1%} of {cmp['n_items']} gold items "
+            f"(Cohen's kappa {cmp['cohen_kappa']:.3f})" if cmp["cohen_kappa"] is not None else
+            f"benchmark tags: the human label matches on {cmp['percent_agreement']:.1%} of {cmp['n_items']} gold items",
+            highlight=False, markup=False)
 
 
 @labels_app.command("export")

@@ -12,7 +12,6 @@ from curation import adapters
 from curation.cli._common import DbOption, JsonOption, console, handle_errors, print_json, store
 from curation.errors import InputError
 from curation.ingest import IngestReport, ingest_paths, ingest_sample
-from curation.store import questions as qstore
 
 
 def _report_table(reports: list[IngestReport]) -> Table:
@@ -64,7 +63,7 @@ def ingest(
 
 def stats_table(data: dict) -> Table:  # type: ignore[type-arg]
     table = Table(title=f"{data['questions']:,} questions, {data['labels']['current']:,} current labels")
-    for col in ("benchmark", "split", "questions", "duplicates merged", "human-labeled", "import-labeled", "labels"):
+    for col in ("benchmark", "split", "questions", "duplicates merged", "human-labeled", "benchmark-tagged", "labels"):
         table.add_column(col, justify="left" if col in ("benchmark", "split") else "right")
     for r in data["per_benchmark"]:
         table.add_row(r["dataset_name"], r["split"], f"{r['questions']:,}", f"{r['duplicates_merged']:,}",
@@ -72,21 +71,11 @@ def stats_table(data: dict) -> Table:  # type: ignore[type-arg]
     return table
 
 
-def with_share_cis(data: dict) -> dict:  # type: ignore[type-arg]
-    """Add a Wilson 95 % CI to each benchmark's predicted reasoning share."""
-    from curation.agreement import proportion_ci
-
-    share = data.get("reasoning_share")
-    if share:
-        for row in share["per_benchmark"]:
-            lo, hi = proportion_ci(row["n_reasoning"], row["n"])
-            row["share"] = row["n_reasoning"] / row["n"]
-            row["ci"] = [lo, hi]
-    return data
-
-
 def share_table(share: dict) -> Table:  # type: ignore[type-arg]
-    table = Table(title=f"Predicted reasoning share (model {share['model_version']}; paper: 32.8 % overall)")
+    from curation import paper
+
+    table = Table(title=f"Predicted reasoning share (model {share['model_version']}; "
+                        f"paper: {paper.pct(paper.REASONING_SHARE)} overall)")
     for col in ("benchmark", "split", "questions", "reasoning", "share", "95 % CI"):
         table.add_column(col, justify="left" if col in ("benchmark", "split") else "right")
     for r in share["per_benchmark"]:
@@ -97,7 +86,9 @@ def share_table(share: dict) -> Table:  # type: ignore[type-arg]
 
 def stats(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Questions per benchmark and split, duplicates merged, labels so far, reasoning share."""
-    data = with_share_cis(store(db).run(qstore.stats))
+    from curation.services.annotate import store_stats
+
+    data = store_stats(store(db))
     if as_json:
         print_json(data)
         return
@@ -148,7 +139,9 @@ def demo(
                       f"{v.get('balanced_accuracy', float('nan')):.3f}, kappa {v.get('kappa', float('nan')):.3f}")
     console.print(f"  scored {model['scored']['n']:,} questions; predicted reasoning share "
                   f"{model['scored']['reasoning_share']:.1%}")
-    data = with_share_cis(s.run(qstore.stats))
+    from curation.services.annotate import store_stats
+
+    data = store_stats(s)
     console.print(stats_table(data))
     if data.get("reasoning_share"):
         console.print(share_table(data["reasoning_share"]))

@@ -1,22 +1,18 @@
 """`curation train`, `curation classify`, `curation al next|status|simulate|flags`.
 
-Each command is a thin Typer wrapper over an importable function of this module
-(`train_model`, `classify`, `al_next`, `al_status`, `al_simulate`, `al_flags`) that takes
-normal arguments, returns data and prints nothing.
+Thin Typer wrappers over `curation.services.learn` (`train_model`, `classify`, `al_next`,
+`al_status`, `al_simulate`, `al_flags`): parse options, call one function, print.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
-import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from curation.cli._common import (
@@ -28,54 +24,16 @@ from curation.cli._common import (
     print_json,
 )
 from curation.errors import InputError
-from curation.schema import LABELS, format_for_model
-from curation.store import Store, utcnow
-
-Progress = Any  # Callable[[str, int, int], None] | None
-
-
-# ----------------------------------------------------------------------------------------
-# Reading labeled / unlabeled JSONL
-# ----------------------------------------------------------------------------------------
-def read_questions_jsonl(path: str | Path, *, require_label: bool) -> list[dict[str, Any]]:
-    """Rows `{id, question, options[, label]}`; errors name `file:line` and the field."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    from curation.ingest import read_jsonl
-
-    rows: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for rec in read_jsonl(p):  # located errors for bad bytes, bad JSON, non-objects
-        loc, r = rec.location, rec.data
-        qid = r.get("id")
-        if isinstance(qid, int) and not isinstance(qid, bool):
-            qid = str(qid)
-        if not isinstance(qid, str) or not qid:
-            raise InputError("missing or empty 'id'", location=loc)
-        if qid in seen:
-            raise InputError(f"id {qid!r} appears twice", location=loc)
-        seen.add(qid)
-        q = r.get("question")
-        if not isinstance(q, str) or not q.strip():
-            raise InputError("missing or empty 'question'", location=loc)
-        opts = r.get("options")
-        if not isinstance(opts, dict) or not all(isinstance(v, str) for v in opts.values()):
-            raise InputError("'options' must be an object {letter: text}", location=loc)
-        row = {"id": qid, "question": q, "options": opts}
-        if require_label:
-            lab = r.get("label")
-            if lab not in LABELS:
-                raise InputError(f"label {lab!r} is not one of {', '.join(LABELS)}", location=loc)
-            row["label"] = lab
-        rows.append(row)
-    if not rows:
-        raise InputError(f"{p}: no rows")
-    return rows
-
-
-def _texts(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return [format_for_model(r["question"], r["options"]) for r in rows]
+from curation.metrics import finite
+from curation.services.learn import (
+    Progress,
+    al_flags,
+    al_next,
+    al_simulate,
+    al_status,
+    classify,
+    train_model,
+)
 
 
 @contextlib.contextmanager
@@ -106,385 +64,6 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
 
 
 # ----------------------------------------------------------------------------------------
-# train
-# ----------------------------------------------------------------------------------------
-def train_model(
-    labels: str,
-    model: str,
-    out: str | Path,
-    *,
-    db: str | None = None,
-    epochs: int = 3,
-    seed: int = 0,
-    device: str = "auto",
-    max_length: int = 256,
-    batch_size: int = 16,
-    include_import: bool = False,
-    progress: Progress = None,
-) -> dict[str, Any]:
-    """Train on a labeled JSONL file or on the store's labels; save the model folder.
-
-    From the store: trains on every labeled non-gold question, evaluates on the gold set
-    (never trained on) against human-human agreement on the same items, and registers the
-    model (with its round and metrics) in `models`.
-    """
-    from curation import active
-    from curation import model as M
-
-    cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size)
-    cfg.validate()
-    gold_report: dict[str, Any] | None = None
-    if labels == "store":
-        from curation.store import models as sm
-
-        st = Store(db)
-        labeled, human = st.run(lambda con: (sm.training_labels(con, include_import=include_import),
-                                             sm.human_label_rows(con, sm.gold_ids(con))))
-        train_rows = [r for r in labeled if not r.gold]
-        gold_rows = [r for r in labeled if r.gold]
-        if len(train_rows) < 4:
-            raise InputError(
-                f"the store has {len(train_rows)} labeled non-gold question(s); training needs at least 4 "
-                "with both labels (label an active-learning batch, or pass --include-import)"
-            )
-        clf = M.train([format_for_model(r.question, r.options) for r in train_rows], [r.label for r in train_rows], cfg, progress=progress)
-        n_train = len(train_rows)
-        if gold_rows:
-            p = clf.predict_proba([format_for_model(r.question, r.options) for r in gold_rows])
-            gold_report = active.gold_agreement(
-                {r.question_id: r.label for r in gold_rows},
-                {r.question_id: bool(pi >= clf.threshold) for r, pi in zip(gold_rows, p, strict=True)},
-                human,
-            )
-            clf.info.metrics["gold"] = gold_report
-    else:
-        rows = read_questions_jsonl(labels, require_label=True)
-        clf = M.train(_texts(rows), [r["label"] for r in rows], cfg, progress=progress)
-        n_train = len(rows)
-    clf.info.metrics["train_source"] = "store" if labels == "store" else str(labels)
-    path = clf.save(out)
-    result: dict[str, Any] = {
-        "model_version": clf.version, "path": str(path.resolve()), "base": clf.info.base, "kind": clf.info.kind,
-        "n_labels": n_train, "reasoning_threshold": clf.threshold, "validation": clf.info.metrics["validation"],
-        "gold": gold_report,
-    }
-    if labels == "store":
-        from curation.store import models as sm
-
-        result["round"] = Store(db).run(lambda con: sm.register_model(
-            con, version=clf.version, base_model=clf.info.base, kind=clf.info.kind, path=str(path.resolve()),
-            n_train=n_train, train_source="store", threshold=clf.threshold, metrics=_finite(clf.info.metrics), created_at=utcnow(),
-        ))
-    return result
-
-
-def _finite(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-# ----------------------------------------------------------------------------------------
-# classify
-# ----------------------------------------------------------------------------------------
-def classify(
-    model_dir: str | Path,
-    *,
-    input: str | Path | None = None,
-    output: str | Path | None = None,
-    db: str | None = None,
-    batch_size: int = 64,
-    device: str = "auto",
-    progress: Progress = None,
-) -> dict[str, Any]:
-    """Score a JSONL file (or, without `input`, every store question, writing `predictions`).
-
-    Returns `{model_version, n, reasoning_share, rows}`; writes one JSON object a line to
-    `output` when given: id, reasoning_prob, is_reasoning, reasoning_threshold, model_version.
-    """
-    from curation import model as M
-
-    clf = M.load(model_dir, device=device)
-    if input is not None:
-        rows = read_questions_jsonl(input, require_label=False)
-    else:
-        from curation.store import models as sm
-
-        rows = Store(db).run(sm.questions_for_scoring)
-        if not rows:
-            raise InputError("the store has no questions; run `curation ingest` first")
-    probs = clf.predict_proba(_texts(rows), batch_size=batch_size, progress=progress)
-    thr = float(clf.threshold)
-    out_rows = [
-        {"id": r["id"], "reasoning_prob": float(p), "is_reasoning": bool(p >= thr),
-         "reasoning_threshold": thr, "model_version": clf.version}
-        for r, p in zip(rows, probs, strict=True)
-    ]
-    if input is None:
-        from curation.store import models as sm
-
-        def write(con: Any) -> None:
-            if not con.execute("SELECT 1 FROM models WHERE version = ?", [clf.version]).fetchall():
-                sm.register_model(
-                    con, version=clf.version, base_model=clf.info.base, kind=clf.info.kind,
-                    path=str(Path(model_dir).resolve()), n_train=int(clf.info.metrics.get("n_train", 0)) + int(clf.info.metrics.get("n_val", 0)),
-                    train_source=str(clf.info.metrics.get("train_source", "file")), threshold=thr,
-                    metrics=_finite(clf.info.metrics), created_at=utcnow(),
-                )
-            sm.write_predictions(con, model_version=clf.version, question_ids=[r["id"] for r in rows],
-                                 probs=[float(p) for p in probs], threshold=thr, created_at=utcnow())
-
-        Store(db).run(write)
-    if output is not None:
-        out = Path(output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for r in out_rows:
-                fh.write(json.dumps(r) + "\n")
-        tmp.replace(out)
-    n_reason = sum(r["is_reasoning"] for r in out_rows)
-    return {"model_version": clf.version, "n": len(out_rows), "n_reasoning": n_reason,
-            "reasoning_share": n_reason / len(out_rows), "reasoning_threshold": thr,
-            "written_to_store": input is None, "output": None if output is None else str(output), "rows": out_rows}
-
-
-# ----------------------------------------------------------------------------------------
-# active learning
-# ----------------------------------------------------------------------------------------
-def _model_for_store(con: Any, model_dir: str | None) -> str:
-    from curation.store import models as sm
-
-    if model_dir:
-        return model_dir
-    m = sm.latest_model(con)
-    if m is None or not m.get("path"):
-        raise InputError("no trained model in the store; run `curation train --labels store --model minilm --out DIR` or pass --model DIR")
-    return str(m["path"])
-
-
-def al_next(
-    *,
-    db: str | None = None,
-    size: int = 50,
-    strategy: str = "badge",
-    model_dir: str | None = None,
-    seed: int = 0,
-    overlap: int = 1,
-    show_suggestions: bool = True,
-    batch_id: str | None = None,
-    created_by: str | None = None,
-    progress: Progress = None,
-) -> dict[str, Any]:
-    """Pick `size` unlabeled, non-gold questions by `strategy` and queue them as an 'active'
-    batch with the model's suggestion (label and p(reasoning)) on each item."""
-    from curation import active
-    from curation import model as M
-    from curation.store import models as sm
-    from curation.store.batches import BatchItem, create_batch
-
-    if strategy not in active.STRATEGIES:
-        raise InputError(f"strategy {strategy!r} is not one of {', '.join(active.STRATEGIES)}")
-    if size < 1:
-        raise InputError(f"--size must be >= 1, got {size}")
-    st = Store(db)
-    path, cands, rnd = st.run(lambda con: (_model_for_store(con, model_dir), sm.active_candidates(con), sm.next_active_round(con)))
-    if not cands:
-        raise InputError("no unlabeled question outside existing batches is left to select")
-    clf = M.load(path)
-    texts = _texts(cands)
-    ids = [c["id"] for c in cands]
-    probs = clf.predict_proba(texts, progress=progress)
-    emb = clf.embed(texts, progress=progress) if strategy in active.NEEDS_EMBEDDINGS else None
-    picked = active.query(strategy, ids, size, probs=probs, embeddings=emb, seed=seed)
-    pmap = dict(zip(ids, probs, strict=True))
-    items = [BatchItem(q, "reasoning" if pmap[q] >= clf.threshold else "knowledge", float(pmap[q])) for q in picked]
-    bid = batch_id or f"active-{rnd:03d}-{utcnow():%Y%m%dT%H%M%S}"
-    st.run(lambda con: create_batch(
-        con, batch_id=bid, kind="active", items=items, overlap=overlap, show_suggestions=show_suggestions,
-        created_at=utcnow(), created_by=created_by, strategy=strategy, model_version=clf.version,
-        note=f"active-learning round {rnd}: {strategy}, {len(items)} of {len(cands)} candidates",
-    ))
-    return {"batch_id": bid, "strategy": strategy, "model_version": clf.version, "n_candidates": len(cands),
-            "items": [{"id": i.question_id, "suggestion": i.suggestion_label, "reasoning_prob": i.suggestion_prob} for i in items]}
-
-
-def al_status(*, db: str | None = None, max_changed: float = 0.01) -> dict[str, Any]:
-    """The stopping rule on the latest store-trained model and the last two prediction rounds."""
-    from curation import active
-    from curation.store import models as sm
-
-    def read(con: Any) -> tuple[list[dict[str, Any]], list[str], dict[str, Any], dict[str, Any]]:
-        models = sm.list_models(con)
-        versions = sm.prediction_versions(con)
-        cur = sm.predictions(con, versions[0]) if versions else {}
-        prev = sm.predictions(con, versions[1]) if len(versions) > 1 else {}
-        return models, versions, cur, prev
-
-    models, versions, cur, prev = Store(db).run(read)
-    store_models = [m for m in models if m.get("train_source") == "store" and (m.get("metrics") or {}).get("gold")]
-    gold = store_models[-1]["metrics"]["gold"] if store_models else {}
-    hci = gold.get("human_kappa_ci") or [None, None]
-    changed = active.changed_fraction({k: v["is_reasoning"] for k, v in prev.items()}, {k: v["is_reasoning"] for k, v in cur.items()}) if prev else None
-    d = active.stopping_rule(gold.get("kappa"), hci[0], changed, max_changed=max_changed)
-    rounds = [
-        {"round": m.get("round"), "version": m["version"], "n_train": m.get("n_train"),
-         "kappa": (m["metrics"].get("gold") or {}).get("kappa"), "kappa_ci": (m["metrics"].get("gold") or {}).get("kappa_ci"),
-         "human_kappa": (m["metrics"].get("gold") or {}).get("human_kappa"),
-         "human_kappa_ci": (m["metrics"].get("gold") or {}).get("human_kappa_ci"),
-         "balanced_accuracy": (m["metrics"].get("gold") or {}).get("balanced_accuracy"),
-         "n_gold": (m["metrics"].get("gold") or {}).get("n_gold")}
-        for m in models if m.get("train_source") == "store"
-    ]
-    return {"stop": d.stop, "kappa_reached": d.kappa_reached, "predictions_stable": d.predictions_stable,
-            "model_kappa": d.model_kappa, "human_kappa_ci_low": d.human_kappa_ci_low,
-            "changed_fraction": d.changed_fraction, "message": d.message,
-            "compared_versions": versions[:2], "rounds": rounds}
-
-
-def al_flags(
-    *,
-    db: str | None = None,
-    labels_file: str | None = None,
-    model: str = "tfidf",
-    min_confidence: float = 0.8,
-    n_splits: int = 5,
-    seed: int = 0,
-    include_import: bool = False,
-    epochs: int = 1,
-    progress: Progress = None,
-) -> dict[str, Any]:
-    """Human labels that an out-of-fold model contradicts with confidence >= `min_confidence`.
-
-    Every label is predicted by a model trained on the other folds (tfidf by default: five
-    fits in seconds; any `--model` base works, at five fine-tunings' cost)."""
-    from curation import active
-    from curation import model as M
-
-    if labels_file:
-        rows = read_questions_jsonl(labels_file, require_label=True)
-        items = [{"id": r["id"], "text": format_for_model(r["question"], r["options"]), "label": r["label"], "origin": "file", "n_votes": 1} for r in rows]
-    else:
-        from curation.store import models as sm
-
-        lab = Store(db).run(lambda con: sm.training_labels(con, include_import=include_import))
-        items = [{"id": r.question_id, "text": format_for_model(r.question, r.options), "label": r.label, "origin": r.origin, "n_votes": r.n_votes} for r in lab]
-    if len(items) < max(n_splits, 10):
-        raise InputError(f"{len(items)} labeled questions; label-noise flags need at least {max(n_splits, 10)}")
-    y = M.encode_labels([i["label"] for i in items])
-    if len(np.unique(y)) < 2:
-        raise InputError("every labeled question has the same label; flags need both labels")
-    texts = [i["text"] for i in items]
-
-    def fit_predict(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
-        cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, val_fraction=0.15)
-        clf = M.train([texts[i] for i in tr], [items[i]["label"] for i in tr], cfg)
-        return clf.predict_proba([texts[i] for i in te])
-
-    oof = active.out_of_fold_probs(y, fit_predict, n_splits=n_splits, seed=seed)
-    flags = active.label_noise_flags([i["id"] for i in items], y, oof, min_confidence=min_confidence)
-    extra = {i["id"]: i for i in items}
-    for f in flags:
-        f["origin"] = extra[f["id"]]["origin"]
-        f["n_votes"] = extra[f["id"]]["n_votes"]
-    return {"model": model, "n_labels": len(items), "n_flagged": len(flags), "min_confidence": min_confidence,
-            "n_splits": n_splits, "flags": flags}
-
-
-def write_learning_curve(curve: Sequence[dict[str, Any]], stem: str | Path, *, target: float | None = None) -> dict[str, str]:
-    """Write `<stem>.csv` (one row per strategy and budget) and `<stem>.png` (mean balanced
-    accuracy vs labels, with a min-max band over seeds; `target` as a dashed rule)."""
-    import altair as alt
-    import pandas as pd
-
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = stem.with_suffix(".csv"), stem.with_suffix(".png")
-    fields = ["strategy", "n_labels", "mean", "std", "min", "max", "n_seeds"]
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(curve)
-    df = pd.DataFrame(list(curve), columns=fields)
-    base = alt.Chart(df).encode(x=alt.X("n_labels:Q", title="labels"), color=alt.Color("strategy:N"))
-    chart = (base.mark_area(opacity=0.15).encode(y=alt.Y("min:Q", title="balanced accuracy (held out)", scale=alt.Scale(zero=False)), y2="max:Q")
-             + base.mark_line(point=True).encode(y="mean:Q"))
-    if target is not None:
-        rule = alt.Chart(pd.DataFrame({"target": [target]})).mark_rule(strokeDash=[6, 4], color="black").encode(y="target:Q")
-        chart = chart + rule
-    chart = chart.properties(title="Active learning: balanced accuracy vs labels (mean, min-max over seeds)", width=520, height=320)
-    chart.save(str(png_path))
-    return {"csv": str(csv_path), "png": str(png_path)}
-
-
-def al_simulate(
-    oracle: str | Path,
-    eval_file: str | Path,
-    *,
-    strategies: Sequence[str] = ("entropy", "kmeans", "random"),
-    budgets: Sequence[int] = (50, 100, 200, 400, 800),
-    seeds: Sequence[int] = (0, 1, 2),
-    out: str | Path = "al_simulation",
-    features: str = "tfidf",
-    init_size: int = 20,
-    step: int = 25,
-    progress: Progress = None,
-) -> dict[str, Any]:
-    """Run the loop with the oracle file's labels; evaluate on the eval file; write the learning
-    curve (`learning_curve.csv`, `learning_curve.png`, `simulation.json`) under `out`.
-
-    Proxy learner: class-balanced logistic regression on fixed features (`tfidf`, or frozen
-    `minilm` embeddings), refit after each query of `step` labels."""
-    from curation import active
-    from curation import model as M
-
-    pool = read_questions_jsonl(oracle, require_label=True)
-    ev = read_questions_jsonl(eval_file, require_label=True)
-    overlap = {r["id"] for r in pool} & {r["id"] for r in ev}
-    if overlap:
-        raise InputError(f"{len(overlap)} question(s) are in both the oracle and the eval file (e.g. {sorted(overlap)[0]!r}); the eval set must be held out")
-    yp = M.encode_labels([r["label"] for r in pool])
-    ye = M.encode_labels([r["label"] for r in ev])
-    emb: np.ndarray | None
-    if features == "tfidf":
-        from sklearn.decomposition import TruncatedSVD
-
-        vec = M.TfidfClassifier.make_vectorizer()
-        xp = vec.fit_transform(_texts(pool))
-        xe = vec.transform(_texts(ev))
-        k = max(1, min(64, xp.shape[0] - 1, xp.shape[1] - 1))
-        emb = TruncatedSVD(k, random_state=0).fit_transform(xp)
-        emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    elif features == "minilm":
-        allx = M.frozen_embeddings("minilm", _texts(pool) + _texts(ev), progress=progress)
-        xp, xe, emb = allx[: len(pool)], allx[len(pool):], None
-    else:
-        raise InputError(f"features {features!r} is not tfidf or minilm")
-    res = active.simulate(xp, yp, xe, ye, strategies=list(strategies), budgets=list(budgets), seeds=list(seeds),
-                          init_size=init_size, step=step, embeddings=emb, progress=progress)
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    curve = res.curve()
-    target = res.target(0.95)
-    files = write_learning_curve(curve, outdir / "learning_curve", target=target if math.isfinite(target) else None)
-    summary: dict[str, Any] = {"features": features, "n_pool": len(pool), "n_eval": len(ev), "strategies": list(strategies),
-               "budgets": sorted(set(budgets)), "seeds": list(seeds), "init_size": init_size, "step": step,
-               "full_data_balanced_accuracy": res.full_data, "labels_to_95pct": res.labels_to_reach(0.95),
-               "labels_to_95pct_sustained": res.labels_to_reach(0.95, sustained=True),
-               "curve": curve, "files": files}
-    files["json"] = str(outdir / "simulation.json")
-    Path(files["json"]).write_text(json.dumps(_finite({**summary, "rows": res.rows}), indent=2) + "\n", encoding="utf-8")
-    return summary
-
-
-# ----------------------------------------------------------------------------------------
 # Typer wrappers
 # ----------------------------------------------------------------------------------------
 def register(app: typer.Typer) -> None:
@@ -511,7 +90,7 @@ def register(app: typer.Typer) -> None:
             res = train_model(labels, model, out, db=db, epochs=epochs, seed=seed, device=device,
                               max_length=max_length, batch_size=batch_size, include_import=include_import, progress=cb)
         if as_json:
-            print_json(_finite(res))
+            print_json(finite(res))
             return
         v = res["validation"]
         console.print(f"model {res['model_version']} -> {res['path']}", highlight=False, markup=False)
@@ -621,7 +200,7 @@ def register(app: typer.Typer) -> None:
             res = al_simulate(oracle, eval_file, strategies=[x.strip() for x in strategies.split(",") if x.strip()],
                               budgets=b, seeds=s, out=out, features=features, progress=cb)
         if as_json:
-            print_json(_finite(res))
+            print_json(finite(res))
             return
         from rich.table import Table
 

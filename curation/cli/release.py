@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ release_app = typer.Typer(
 )
 
 
-def _build_table(manifest: dict[str, Any]) -> Table:
+def _build_table(manifest: Mapping[str, Any]) -> Table:
     table = Table(title=f"Release {manifest['version']}")
     for col in ("config", "split", "rows", "file"):
         table.add_column(col, justify="right" if col == "rows" else "left")

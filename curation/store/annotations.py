@@ -2,7 +2,10 @@
 
 There is deliberately no update or delete here: undo, edits and Label Studio deletions
 are new rows. The current label of (question, annotator) is the latest row whose action
-is `label` or `retract`; a `retract` means "no label".
+is `label` or `retract`; a `retract` means "no label". `CURRENT_LABELS_SQL` is the one
+place that rule is written; every reader of current labels selects from it. Which of
+them are people's labels is `curation.rules` (`HUMAN_SOURCES`, spliced in by
+`human_sql`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any
 
 import duckdb
 
+from curation import rules
 from curation.errors import InputError
 from curation.schema import LABELS
+from curation.store.sql import in_list
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Annotation:
     annotator: str
     action: str  # 'label' | 'retract' | 'skip'
     label: str | None
-    source: str  # 'app' | 'label_studio' | 'import'
+    source: str  # one of rules.ANNOTATION_SOURCES ('app' | 'label_studio' | 'import')
     created_at: datetime
     event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     confidence: int | None = None
@@ -44,8 +49,8 @@ class Annotation:
             raise InputError(f"a {self.action} row carries no label")
         if self.confidence is not None and self.confidence not in (1, 2, 3):
             raise InputError(f"confidence {self.confidence!r} is not 1, 2 or 3")
-        if self.source not in ("app", "label_studio", "import"):
-            raise InputError(f"source {self.source!r} is not app, label_studio or import")
+        if self.source not in rules.ANNOTATION_SOURCES:
+            raise InputError(f"source {self.source!r} is not one of {', '.join(rules.ANNOTATION_SOURCES)}")
 
 
 _COLUMNS = (
@@ -101,7 +106,7 @@ def append(con: duckdb.DuckDBPyConnection, rows: Sequence[Annotation]) -> int:
 
 
 CURRENT_LABELS_SQL = """
-    SELECT question_id, annotator, label, source, created_at, confidence, batch_id
+    SELECT question_id, annotator, label, source, created_at, confidence, rationale, batch_id
     FROM (
         SELECT *, row_number() OVER (
             PARTITION BY question_id, annotator ORDER BY created_at DESC, seq DESC) AS rn
@@ -110,22 +115,53 @@ CURRENT_LABELS_SQL = """
 """
 
 
+def human_sql(column: str = "source") -> str:
+    """SQL condition: the row's label was given by a person (`rules.HUMAN_SOURCES`)."""
+    return f"{column} IN {in_list(rules.HUMAN_SOURCES)}"
+
+
+def reference_sql(column: str = "source") -> str:
+    """SQL condition: the row is an imported reference tag (`rules.REFERENCE_SOURCES`)."""
+    return f"{column} IN {in_list(rules.REFERENCE_SOURCES)}"
+
+
+GOLD_IDS_SQL = """SELECT DISTINCT bi.question_id FROM batch_items bi
+                  JOIN batches b ON b.id = bi.batch_id WHERE b.kind = 'gold'"""
+"""Question ids in any gold batch (the one definition of the gold set)."""
+
+
 def current_labels(
     con: duckdb.DuckDBPyConnection,
     *,
     question_ids: Iterable[str] | None = None,
+    origin: str = "person",
+    gold_only: bool = False,
     sources: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The current label per (question, annotator): the latest label/retract row, if a label."""
-    sql = f"SELECT * FROM ({CURRENT_LABELS_SQL}) AS cur WHERE true"
+    """The current label per (question, annotator), with the question's benchmark.
+
+    `origin`: "person" (default: labels people gave, the raters), "reference" (imported
+    benchmark tags) or "any". `gold_only`: only questions of gold batches. `sources`:
+    further restrict to these `annotations.source` values (e.g. only Label Studio's).
+    """
+    if origin not in ("person", "reference", "any"):
+        raise ValueError(f"origin {origin!r} is not person, reference or any")
+    sql = (f"SELECT cur.*, q.dataset_name FROM ({CURRENT_LABELS_SQL}) AS cur "
+           "LEFT JOIN questions q ON q.id = cur.question_id WHERE true")
     params: list[Any] = []
+    if origin == "person":
+        sql += " AND " + human_sql("cur.source")
+    elif origin == "reference":
+        sql += " AND " + reference_sql("cur.source")
+    if gold_only:
+        sql += f" AND cur.question_id IN ({GOLD_IDS_SQL})"
     if question_ids is not None:
-        sql += " AND question_id IN (SELECT unnest(?))"
+        sql += " AND cur.question_id IN (SELECT unnest(?))"
         params.append(list(question_ids))
     if sources is not None:
-        sql += " AND source IN (SELECT unnest(?))"
+        sql += " AND cur.source IN (SELECT unnest(?))"
         params.append(list(sources))
-    sql += " ORDER BY question_id, annotator"
+    sql += " ORDER BY cur.question_id, cur.annotator"
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -241,3 +241,20 @@ LABEL_STUDIO = Migration(
 )
 
 MIGRATIONS.append(LABEL_STUDIO)
+
+# Which questions each model was trained and validated on: model-vs-human agreement is
+# computed only on the others (no leakage), and release rows say `in_model_training`.
+MODEL_ITEMS = Migration(
+    3,
+    "question ids each model saw",
+    (
+        """CREATE TABLE model_items (
+            model_version VARCHAR NOT NULL,
+            question_id VARCHAR NOT NULL,
+            role VARCHAR NOT NULL CHECK (role IN ('train', 'validation')),
+            PRIMARY KEY (model_version, question_id, role)
+        )""",
+    ),
+)
+
+MIGRATIONS.append(MODEL_ITEMS)

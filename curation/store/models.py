@@ -1,19 +1,19 @@
-"""Models and predictions tables, and the training labels the store holds.
+"""Models and predictions tables, the ids each model saw, and the training labels.
 
 Functions take an open connection (`Store.run(lambda con: ...)`). Predictions are written
-in bulk through a registered pyarrow table. Training labels:
+in bulk through a registered pyarrow table. Training labels (`training_labels`): each
+question's human label by `curation.rules.human_label` (an adjudication wins, else the
+strict majority of people's current labels; ties give none). Imported benchmark tags are a
+reference, not human labels: with `include_import=True` a question no person labeled takes
+its reference tag for training (origin ``reference``), and the model records it.
 
-* a question in a gold batch gets its latest adjudication, else the strict majority of its
-  current human labels (none on a tie);
-* any other question gets its latest adjudication if there is one, else the strict majority
-  of its current human labels (sources ``app`` and ``label_studio``; ties dropped);
-* imported labels (source ``import``) count only when `include_import=True`.
+Every model records the question ids it was trained and validated on (`model_items`):
+model-vs-human figures are computed only on the others (`curation.rules.held_out`).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,17 +21,21 @@ from typing import Any
 
 import duckdb
 
+from curation import rules
 from curation.errors import InputError, NotFoundError
-from curation.store.annotations import current_adjudications, current_labels
-
-HUMAN_SOURCES = ("app", "label_studio")
+from curation.store.annotations import (
+    GOLD_IDS_SQL,
+    current_adjudications,
+    current_labels,
+    human_sql,
+)
 
 
 @dataclass(frozen=True)
 class LabeledQuestion:
     question_id: str
     label: str
-    origin: str  # 'adjudication' | 'majority'
+    origin: str  # 'adjudication' | 'majority' | 'single' | 'reference'
     n_votes: int
     gold: bool
     question: str
@@ -44,52 +48,43 @@ def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-def _majority(labels: Sequence[str]) -> str | None:
-    if not labels:
-        return None
-    top = Counter(labels).most_common()
-    if len(top) > 1 and top[0][1] == top[1][1]:
-        return None
-    return top[0][0]
-
-
 def gold_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Question ids in any gold batch."""
-    return {
-        r[0]
-        for r in con.execute(
-            "SELECT DISTINCT bi.question_id FROM batch_items bi JOIN batches b ON b.id = bi.batch_id "
-            "WHERE b.kind = 'gold'"
-        ).fetchall()
-    }
+    return {r[0] for r in con.execute(GOLD_IDS_SQL).fetchall()}
 
 
-def human_label_rows(con: duckdb.DuckDBPyConnection, question_ids: Iterable[str] | None = None, *, include_import: bool = False) -> list[tuple[str, str, str]]:
-    """(question_id, annotator, label) of current labels from people (plus imports if asked)."""
-    sources = HUMAN_SOURCES + (("import",) if include_import else ())
+def human_label_rows(con: duckdb.DuckDBPyConnection, question_ids: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+    """(question_id, annotator, label) of people's current labels (the raters)."""
     return [
         (r["question_id"], r["annotator"], r["label"])
-        for r in current_labels(con, question_ids=question_ids, sources=sources)
+        for r in current_labels(con, question_ids=question_ids)
     ]
+
+
+def human_labels(con: duckdb.DuckDBPyConnection) -> dict[str, rules.HumanLabel]:
+    """question_id -> its human label (`rules.human_labels` over the store's labels)."""
+    adj = {q: a["label"] for q, a in current_adjudications(con).items()}
+    return rules.human_labels(human_label_rows(con), adj)
+
+
+def reference_labels(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """question_id -> (tag, source name) of imported benchmark tags (`rules.reference_tags`)."""
+    return rules.reference_tags(current_labels(con, origin="reference"))
 
 
 def training_labels(con: duckdb.DuckDBPyConnection, *, include_import: bool = False) -> list[LabeledQuestion]:
     """One label per question (see the module docstring), with question text, ordered by id."""
-    adj = current_adjudications(con)
-    votes: dict[str, list[str]] = {}
-    for qid, _rater, label in human_label_rows(con, include_import=include_import):
-        votes.setdefault(qid, []).append(label)
-    gold = gold_ids(con)
     chosen: dict[str, tuple[str, str, int]] = {}
-    for qid in set(adj) | set(votes):
-        if qid in adj:
-            chosen[qid] = (adj[qid]["label"], "adjudication", len(votes.get(qid, [])))
-        else:
-            m = _majority(votes[qid])
-            if m is not None:
-                chosen[qid] = (m, "majority", len(votes[qid]))
+    for qid, h in human_labels(con).items():
+        if h.label is not None:
+            origin = "adjudication" if h.label_source == "adjudicated" else str(h.label_source)
+            chosen[qid] = (h.label, origin, h.n_annotators)
+    if include_import:
+        for qid, (label, _src) in reference_labels(con).items():
+            chosen.setdefault(qid, (label, "reference", 0))
     if not chosen:
         return []
+    gold = gold_ids(con)
     cur = con.execute(
         "SELECT id, question, options, dataset_name FROM questions WHERE id IN (SELECT unnest(?)) ORDER BY id",
         [sorted(chosen)],
@@ -116,10 +111,15 @@ def register_model(
     metrics: Mapping[str, Any],
     created_at: datetime,
     round: int | None = None,
+    seen_ids: Mapping[str, Sequence[str]] | None = None,
 ) -> int:
     """Add a trained model; `round` defaults to 1 + the number of models trained from the store
-    (for store-trained models) else NULL. Returns the round."""
-    if con.execute("SELECT 1 FROM models WHERE version = ?", [version]).fetchall():
+    (for store-trained models) else NULL. Returns the round.
+
+    `seen_ids`: role (`train`, `validation`) -> the question ids the model was fitted or
+    validated on; alias ids are resolved to the stored question they were merged into.
+    """
+    if model_exists(con, version):
         raise InputError(f"model version {version!r} is already registered")
     if round is None and train_source == "store":
         round = int(con.execute("SELECT count(*) FROM models WHERE train_source = 'store'").fetchall()[0][0]) + 1
@@ -129,7 +129,41 @@ def register_model(
         [version, base_model, kind, path, round, n_train, train_source, threshold,
          json.dumps(metrics, default=str, allow_nan=False) if metrics else None, created_at],
     )
+    if seen_ids:
+        record_seen_ids(con, version, seen_ids)
     return round or 0
+
+
+def record_seen_ids(con: duckdb.DuckDBPyConnection, version: str, seen_ids: Mapping[str, Sequence[str]]) -> int:
+    """Record which questions model `version` trained/validated on (idempotent)."""
+    import pyarrow as pa
+
+    roles, ids = [], []
+    for role, qids in seen_ids.items():
+        if role not in ("train", "validation"):
+            raise InputError(f"role {role!r} is not train or validation")
+        roles += [role] * len(qids)
+        ids += [str(q) for q in qids]
+    if not ids:
+        return 0
+    con.register("_seen", pa.table({"role": roles, "question_id": ids}))
+    try:
+        con.execute(
+            """INSERT INTO model_items (model_version, question_id, role)
+               SELECT DISTINCT ?, coalesce(a.question_id, s.question_id), s.role FROM _seen s
+               LEFT JOIN question_aliases a ON a.alias_id = s.question_id
+               ON CONFLICT DO NOTHING""",
+            [version],
+        )
+    finally:
+        con.unregister("_seen")
+    return len(ids)
+
+
+def seen_ids(con: duckdb.DuckDBPyConnection, version: str) -> set[str]:
+    """Question ids model `version` was trained or validated on."""
+    return {r[0] for r in con.execute(
+        "SELECT question_id FROM model_items WHERE model_version = ?", [version]).fetchall()}
 
 
 def _model_row(r: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +177,10 @@ def list_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return [_model_row(r) for r in _dicts(con.execute("SELECT * FROM models ORDER BY created_at, version"))]
 
 
+def model_exists(con: duckdb.DuckDBPyConnection, version: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM models WHERE version = ?", [version]).fetchall())
+
+
 def get_model(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
     rows = _dicts(con.execute("SELECT * FROM models WHERE version = ?", [version]))
     if not rows:
@@ -150,13 +188,24 @@ def get_model(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
     return _model_row(rows[0])
 
 
-def latest_model(con: duckdb.DuckDBPyConnection, *, with_predictions: bool = False) -> dict[str, Any] | None:
-    """The newest registered model (optionally: the newest that has predictions)."""
-    sql = "SELECT * FROM models"
-    if with_predictions:
-        sql += " WHERE version IN (SELECT DISTINCT model_version FROM predictions)"
+def current_model(
+    con: duckdb.DuckDBPyConnection, *, name: str | None = None, scored: bool = False
+) -> dict[str, Any] | None:
+    """The model callers use when none is named: the newest one trained here (never a set
+    of predictions imported with a dataset), optionally the newest that has predictions
+    (`scored`). `name` picks one by version, imported ones included; unknown -> NotFoundError."""
+    if name is not None:
+        return get_model(con, name)
+    sql = f"SELECT * FROM models WHERE kind <> '{rules.IMPORTED_MODEL_KIND}'"
+    if scored:
+        sql += " AND version IN (SELECT DISTINCT model_version FROM predictions)"
     rows = _dicts(con.execute(sql + " ORDER BY created_at DESC, version DESC LIMIT 1"))
     return _model_row(rows[0]) if rows else None
+
+
+def latest_model(con: duckdb.DuckDBPyConnection, *, with_predictions: bool = False) -> dict[str, Any] | None:
+    """`current_model(scored=with_predictions)`."""
+    return current_model(con, scored=with_predictions)
 
 
 # -- predictions ------------------------------------------------------------------------
@@ -208,18 +257,19 @@ def predictions(con: duckdb.DuckDBPyConnection, model_version: str) -> dict[str,
 
 def latest_predictions(con: duckdb.DuckDBPyConnection) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """(model version, predictions) of the newest model that has predictions."""
-    m = latest_model(con, with_predictions=True)
+    m = current_model(con, scored=True)
     if m is None:
         return None, {}
     return m["version"], predictions(con, m["version"])
 
 
 def prediction_versions(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Model versions that have predictions, newest model first."""
+    """Versions of models trained here that have predictions, newest model first."""
     return [
         r[0]
         for r in con.execute(
-            "SELECT m.version FROM models m WHERE m.version IN (SELECT DISTINCT model_version FROM predictions) "
+            f"SELECT m.version FROM models m WHERE m.kind <> '{rules.IMPORTED_MODEL_KIND}' "
+            "AND m.version IN (SELECT DISTINCT model_version FROM predictions) "
             "ORDER BY m.created_at DESC, m.version DESC"
         ).fetchall()
     ]
@@ -234,12 +284,14 @@ def questions_for_scoring(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]
 
 
 def active_candidates(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Questions eligible for active learning: not in any batch (gold or queued) and with no
-    current label from any source. Ordered by id."""
+    """Questions eligible for active learning: not in any batch (gold or queued), never
+    labeled by a person and not adjudicated (a benchmark's own tag does not make a question
+    labeled). Ordered by id."""
     rows = con.execute(
-        """SELECT q.id, q.question, q.options FROM questions q
+        f"""SELECT q.id, q.question, q.options FROM questions q
            WHERE q.id NOT IN (SELECT question_id FROM batch_items)
-             AND q.id NOT IN (SELECT DISTINCT question_id FROM annotations WHERE action = 'label')
+             AND q.id NOT IN (SELECT DISTINCT question_id FROM annotations
+                              WHERE action = 'label' AND {human_sql()})
              AND q.id NOT IN (SELECT question_id FROM adjudications)
            ORDER BY q.id"""
     ).fetchall()
@@ -256,7 +308,7 @@ def reasoning_share_by_benchmark(con: duckdb.DuckDBPyConnection, model_version: 
     from curation.agreement import proportion_ci
 
     if model_version is None:
-        m = latest_model(con, with_predictions=True)
+        m = current_model(con, scored=True)
         if m is None:
             return []
         model_version = m["version"]

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from curation.errors import NotFoundError
+from curation.rules import IMPORTED_MODEL_KIND
 from curation.schema import Question
 
 QUESTION_COLUMNS = (
@@ -143,8 +144,8 @@ def import_predictions(
         return 0
     con.execute(
         "INSERT INTO models (version, base_model, kind, path, threshold, created_at) "
-        "VALUES (?, 'imported', 'imported', ?, ?, ?) ON CONFLICT (version) DO NOTHING",
-        [model_version, source, predictions[0][2] if predictions[0][2] is not None else 0.5, now],
+        "VALUES (?, 'imported', ?, ?, ?, ?) ON CONFLICT (version) DO NOTHING",
+        [model_version, IMPORTED_MODEL_KIND, source, predictions[0][2] if predictions[0][2] is not None else 0.5, now],
     )
     before = con.execute("SELECT count(*) FROM predictions").fetchall()[0][0]
     rows = {}
@@ -220,15 +221,16 @@ def list_questions(
 
 def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Questions per benchmark and split, duplicates merged, labels and predictions so far."""
-    from curation.store.annotations import CURRENT_LABELS_SQL
+    from curation.store.annotations import CURRENT_LABELS_SQL, human_sql, reference_sql
+    from curation.store.models import current_model
 
     rows = con.execute(
         f"""
         WITH cur AS ({CURRENT_LABELS_SQL}),
         lab AS (
             SELECT question_id,
-                   count(*) FILTER (WHERE source <> 'import') AS n_human,
-                   count(*) FILTER (WHERE source = 'import') AS n_import,
+                   count(*) FILTER (WHERE {human_sql()}) AS n_human,
+                   count(*) FILTER (WHERE {reference_sql()}) AS n_import,
                    count(*) FILTER (WHERE label = 'reasoning') AS n_reasoning
             FROM cur GROUP BY question_id
         )
@@ -250,14 +252,10 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     by_source = dict(con.execute(
         f"SELECT source, count(*) FROM ({CURRENT_LABELS_SQL}) GROUP BY source ORDER BY source"
     ).fetchall())
-    latest = con.execute(
-        "SELECT m.version FROM models m WHERE m.kind <> 'imported' AND EXISTS "
-        "(SELECT 1 FROM predictions p WHERE p.model_version = m.version) "
-        "ORDER BY m.created_at DESC, m.version DESC LIMIT 1"
-    ).fetchall()
+    latest = current_model(con, scored=True)
     share: dict[str, Any] | None = None
     if latest:
-        version = latest[0][0]
+        version = latest["version"]
         counts = con.execute(
             "SELECT q.dataset_name, q.split, count(*), count(*) FILTER (WHERE p.is_reasoning) "
             "FROM predictions p JOIN questions q ON q.id = p.question_id WHERE p.model_version = ? "
@@ -275,5 +273,5 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                    "rows": con.execute("SELECT count(*) FROM annotations").fetchall()[0][0]},
         "adjudications": con.execute("SELECT count(DISTINCT question_id) FROM adjudications").fetchall()[0][0],
         "batches": con.execute("SELECT kind, count(*) FROM batches GROUP BY kind ORDER BY kind").fetchall(),
-        "models": con.execute("SELECT count(*) FROM models WHERE kind <> 'imported'").fetchall()[0][0],
+        "models": con.execute("SELECT count(*) FROM models WHERE kind <> ?", [IMPORTED_MODEL_KIND]).fetchall()[0][0],
     }

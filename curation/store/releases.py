@@ -90,3 +90,62 @@ def list_publications(con: duckdb.DuckDBPyConnection, release_version: str | Non
         params.append(release_version)
     sql += " ORDER BY published_at DESC, repo_id"
     return _rows(con.execute(sql, params))
+
+
+# -- what a release build reads (one transaction: `curation.release.snapshot`) -------------
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    rel = con.sql(sql, params=params) if params else con.sql(sql)
+    return rel.to_arrow_table()
+
+
+def question_table(con: duckdb.DuckDBPyConnection) -> Any:
+    """Every question as an Arrow table (options as JSON text)."""
+    return _arrow(
+        con,
+        "SELECT id, dataset_name, split, question, CAST(options AS VARCHAR) AS options, answer_idx, "
+        "answer, source, text_hash FROM questions",
+    )
+
+
+def prediction_table(con: duckdb.DuckDBPyConnection, model_version: str | None) -> Any:
+    """One model's predictions as an Arrow table (empty without a model)."""
+    return _arrow(
+        con,
+        "SELECT question_id, reasoning_prob, is_reasoning, reasoning_threshold FROM predictions "
+        "WHERE model_version = ?",
+        [model_version or ""],
+    )
+
+
+def batch_table(con: duckdb.DuckDBPyConnection) -> Any:
+    return _arrow(con, "SELECT id, kind, overlap, show_suggestions FROM batches")
+
+
+def store_info(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counts and times that say what state of the store a release was built from."""
+    info = con.execute(
+        """SELECT (SELECT max(version) FROM schema_migrations),
+                  (SELECT count(*) FROM questions),
+                  (SELECT count(*) FROM annotations),
+                  (SELECT count(*) FROM adjudications),
+                  (SELECT max(created_at) FROM ingests),
+                  (SELECT max(created_at) FROM annotations),
+                  (SELECT max(created_at) FROM adjudications),
+                  (SELECT max(ingested_at) FROM questions)"""
+    ).fetchall()[0]
+    guidelines = con.execute(
+        "SELECT DISTINCT guidelines_version FROM annotations WHERE guidelines_version IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    times = [t for t in info[4:] if t is not None]
+    return {
+        "schema_version": info[0],
+        "n_questions": info[1],
+        "n_annotations": info[2],
+        "n_adjudications": info[3],
+        "last_ingest_at": info[4].isoformat() if info[4] else None,
+        "last_annotation_at": info[5].isoformat() if info[5] else None,
+        "data_as_of": max(times).isoformat() if times else None,
+        "guidelines_versions": [g[0] for g in guidelines],
+    }

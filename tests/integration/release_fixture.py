@@ -1,6 +1,7 @@
 """A small store for release tests: 3 evaluation benchmarks (one restricted), a training pool
 with planted duplicates of evaluation questions, a model with predictions, human labels on a
-gold batch (majority, tie, adjudicated) and imported labels."""
+gold batch (majority, tie, adjudicated), imported benchmark tags (one on a gold item) and
+the ids the model trained on."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from curation.ingest import ingest_paths
 from curation.store import Store
 from curation.store.annotations import Annotation, adjudicate, append
 from curation.store.batches import BatchItem, create_batch
+from curation.store.models import record_seen_ids
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
 
@@ -132,9 +134,13 @@ def build_store(tmp: Path) -> Store:
                                        event_id=f"{q}-{k}", guidelines_version="1.0", batch_id="gold-1"))
         # a later retract removes mia's label on medqa-000002 (append-only history)
         rows.append(Annotation("medqa-000002", "mia", "retract", None, "app", T0 + timedelta(hours=2), event_id="r1"))
-        # imported benchmark-author tag outside the gold set
+        # imported benchmark-author tags: one outside the gold set, one on a gold item that
+        # disagrees with the people (a reference: it must not count as a rater or a vote)
         rows.append(Annotation("medmcqa-000012", "import:authors", "label", "knowledge", "import", T0, event_id="imp1"))
+        rows.append(Annotation("medqa-000002", "import:authors", "label", "reasoning", "import", T0, event_id="imp2"))
         append(con, rows)
+        # the model trained on one gold item: its figure must leave it out (no leakage)
+        record_seen_ids(con, "m-test", {"train": ["medqa-000001", "medmcqa-900006"], "validation": ["medmcqa-000011"]})
         adjudicate(con, question_id="medqa-000003", label="reasoning", maintainer="boss", note=None,
                    created_at=T0 + timedelta(hours=3))
 

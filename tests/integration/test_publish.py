@@ -64,7 +64,7 @@ def test_publish_uploads_byte_equal_files_and_tags(built: tuple[Store, Path], do
     assert repo.files == _local_files(folder)  # every file, byte for byte (parquet/png via LFS)
     assert repo.tags == {"v1": result["commit_sha"]}
     assert len(repo.commits) == 1 and repo.commits[0]["summary"] == "Release v1"
-    assert ("PUT", f"/lfs-upload/{release.sha256_file(folder / 'data/all/test.parquet')}") in double.state.requests
+    assert ("PUT", f"/lfs-upload/{release.file_sha256(folder / 'data/all/test.parquet')}") in double.state.requests
     pubs = store.run(lambda con: rstore.list_publications(con, "v1"))
     assert pubs[0]["repo_id"] == "lab/medqa-strat" and pubs[0]["commit_sha"] == result["commit_sha"]
     assert pubs[0]["tag"] == "v1" and pubs[0]["endpoint"] == double.endpoint

@@ -51,7 +51,7 @@ def test_layout_counts_and_manifest(built: tuple[Store, Path, dict[str, Any]]) -
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert files == sorted([*manifest["files"], "manifest.json"])
     for rel, meta in manifest["files"].items():
-        assert release.sha256_file(folder / rel) == meta["sha256"]
+        assert release.file_sha256(folder / rel) == meta["sha256"]
     release.verify_release(folder)
     recorded = store.run(lambda con: rstore.get_release(con, "v1"))
     assert recorded["content_hash"] == manifest["content_hash"]
@@ -90,7 +90,14 @@ def test_human_labels_and_predictions(built: tuple[Store, Path, dict[str, Any]])
     assert (r["human_label"], r["label_source"]) == ("reasoning", "adjudicated")
     r = rows["medmcqa-000010"]
     assert (r["human_label"], r["label_source"], r["n_annotators"]) == (None, "tie", 2)
-    assert (rows["medmcqa-000012"]["human_label"], rows["medmcqa-000012"]["label_source"]) == ("knowledge", "imported")
+    # a benchmark's own tag is a reference column, never a human label
+    r = rows["medmcqa-000012"]
+    assert (r["human_label"], r["label_source"], r["n_annotators"]) == (None, None, 0)
+    assert (r["source_label"], r["source_label_origin"]) == ("knowledge", "authors")
+    r = rows["medqa-000002"]  # people said knowledge (2 of them); the authors' tag says reasoning
+    assert (r["human_label"], r["n_annotators"], r["source_label"]) == ("knowledge", 2, "reasoning")
+    # the model trained on these rows: their reasoning_prob is in-sample, and the row says so
+    assert {i for i, r in rows.items() if r["in_model_training"]} == {"medqa-000001", "medmcqa-000011"}
     assert (rows["medmcqa-000011"]["human_label"], rows["medmcqa-000011"]["n_annotators"]) == (None, 0)
     gold = {g["id"]: g for g in _rows(folder, "gold")}
     assert set(gold) == {"medqa-000001", "medqa-000002", "medqa-000003", "medmcqa-000010"}
@@ -119,9 +126,19 @@ def test_card_content(built: tuple[Store, Path, dict[str, Any]]) -> None:
     assert "Guidelines version: 1.0" in text
     assert "Left out of this release because their licences forbid redistribution: gpqa." in text
     assert "Percent agreement".lower() in text.lower()
-    assert "Agreement with the human label on 3 gold items" in text
+    # model vs human: only gold items the model never trained on (medqa-000001 is left out)
+    assert "Agreement with the human label on 2 gold items the model never trained on" in text
+    assert "Left out of that figure: 1 gold item(s) the model trained on" in text
     assert "reasoning_share.png" in text and (folder / "reasoning_share.png").read_bytes()[:4] == b"\x89PNG"
-    assert manifest["model_agreement_on_gold"]["n_items"] == 3
+    ma = manifest["model_agreement_on_gold"]
+    assert (ma["n_items"], ma["n_excluded_in_training"], ma["in_sample"]["n_items"]) == (2, 1, 1)
+    assert ma["held_out_only"] is True
+    # benchmark tags are reported apart: human label vs tag on the two tagged questions
+    prov = manifest["provenance"]
+    assert prov["reference_sources"] == [{"name": "authors", "n_questions": 2}]
+    assert prov["human_vs_reference"]["n_items"] == 1  # only medqa-000002 has both
+    assert prov["human_vs_reference"]["percent_agreement"] == 0.0
+    assert "`authors`: 2 questions tagged" in text
     assert "Restricted" not in text
 
 
@@ -130,6 +147,7 @@ EXPECTED_DTYPES = {
     "dataset_name": "string", "reasoning_prob": "float64", "is_reasoning": "bool",
     "reasoning_threshold": "float64", "human_label": "string", "n_annotators": "int32",
     "annotator_agreement": "float64", "label_source": "string", "model_version": "string",
+    "source_label": "string", "source_label_origin": "string", "in_model_training": "bool",
 }
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 import curation.store.annotations as ann_store
-from curation.labels import disagreements
 from curation.schema import LABELS
+from curation.services.annotate import adjudication_queue
 from curation.store import queue, utcnow
 from ui.common import get_store, require_role, show_plain
 
@@ -16,8 +16,8 @@ store = get_store()
 
 st.title("Adjudication")
 
-gold, adjudicated = store.run(lambda con: (queue.gold_labels(con), ann_store.current_adjudications(con)))
-items = disagreements(gold)
+# disagreements between people only: a benchmark's own tag is never a side of one
+items, adjudicated = adjudication_queue(store)
 pending = [q for q in items if q not in adjudicated]
 c1, c2 = st.columns(2)
 c1.metric("Gold items with disagreement", len(items))

@@ -1,5 +1,9 @@
 """Agreement on the gold set (maintainers): kappas, alpha, percent agreement with bootstrap
-95 % CIs, overall / per benchmark / per annotator, and the charts."""
+95 % CIs, overall / per benchmark / per annotator, and the charts.
+
+Only people are raters: the figures are `curation.services.annotate.agreement_summary`,
+the same computation as `curation agreement` and the release card; benchmarks' own tags
+are shown apart, as a reference."""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from curation import plots
-from curation.agreement import agreement_report
-from curation.labels import agreement_inputs
+from curation.services.annotate import agreement_summary
 from curation.store import queue
 from ui.common import get_store, require_role
 
@@ -20,23 +23,22 @@ store = get_store()
 st.title("Agreement on the gold set")
 
 
-@st.cache_data(show_spinner="Bootstrapping...", max_entries=8)
-def _report(rows: tuple[tuple[str, str, str], ...], groups: tuple[tuple[str, str], ...],
-            n_boot: int) -> dict[str, Any]:
-    return agreement_report(list(rows), item_groups=dict(groups), n_boot=n_boot, seed=0)
+@st.cache_data(show_spinner="Bootstrapping...", max_entries=8, ttl=30)
+def _report(db: str, n_boot: int, n_annotation_rows: int) -> dict[str, Any]:
+    # keyed on the number of annotation rows: any new label, undo or import recomputes
+    return agreement_summary(store, n_boot=n_boot)
 
 
 data = store.run(lambda con: {
-    "gold": queue.gold_labels(con),
     "all": queue.all_current_labels(con),
     "per_day": queue.labels_per_day(con),
+    "n_rows": queue.annotation_count(con),
 })
 n_boot = st.select_slider("Bootstrap resamples", options=[200, 500, 1000, 2000], value=1000)
-rows, groups = agreement_inputs(data["gold"])
-if not rows:
-    st.info("No labels on gold items yet. Draw a gold set on **Assignment** and label it.")
+report = _report(str(store.path), n_boot, data["n_rows"])
+if not report["n_rows"]:
+    st.info("No labels from people on gold items yet. Draw a gold set on **Assignment** and label it.")
     st.stop()
-report = _report(tuple(rows), tuple(sorted(groups.items())), n_boot)
 
 
 def _fmt(value: dict[str, Any]) -> str:
@@ -53,7 +55,8 @@ overall = report["overall"]
 st.caption(
     f"{overall['n_items']} gold items with 2+ labels ({report['n_items_dropped']} with one label "
     f"left out), {overall['n_raters']} annotators, {overall['n_labels']} labels; "
-    f"bootstrap over items, {report['n_boot']} resamples."
+    f"bootstrap over items, {report['n_boot']} resamples. Raters are people only: "
+    f"{', '.join(report['raters'])}."
 )
 cols = st.columns(4)
 for col, (key, title) in zip(cols, [
@@ -87,6 +90,18 @@ per_ann = [
     for a, v in report["per_annotator"].items()
 ]
 st.dataframe(pd.DataFrame(per_ann), hide_index=True, width="stretch")
+
+st.subheader("Benchmark tags (a reference, not a rater)")
+tags = report["benchmark_tags"]
+cmp = tags["human_label_vs_tag"]
+if cmp["n_items"]:
+    kappa = "n/a" if cmp["cohen_kappa"] is None else f"{cmp['cohen_kappa']:.3f}"
+    st.caption(
+        f"Human label vs the tags of {', '.join(tags['sources'])} on {cmp['n_items']} gold items with both: "
+        f"{cmp['percent_agreement']:.1%} agree, Cohen's kappa {kappa}. Not part of the figures above."
+    )
+else:
+    st.caption("No gold item has both a human label and a benchmark's own tag.")
 
 st.subheader("Charts")
 coef = st.selectbox("Coefficient per benchmark", plots.COEFFICIENTS, index=0)

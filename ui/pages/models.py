@@ -13,7 +13,7 @@ from ui.common import require_role
 
 require_role("maintainer")
 
-from curation.cli.model import al_flags, al_status  # noqa: E402
+from curation.services.learn import al_flags, al_status  # noqa: E402
 from curation.store import models as sm  # noqa: E402
 from curation.store import queue  # noqa: E402
 from ui.common import get_store, show_plain  # noqa: E402
@@ -21,7 +21,7 @@ from ui.common import get_store, show_plain  # noqa: E402
 store = get_store()
 st.title("Models and agreement with people")
 
-status = al_status(db=str(store.path))
+status = al_status(store=store)
 models = store.run(sm.list_models)
 
 if not models:
@@ -30,7 +30,7 @@ if not models:
 
 # -- stopping rule ----------------------------------------------------------------------
 c1, c2, c3 = st.columns(3)
-c1.metric("Model-gold kappa (latest round)", "n/a" if status["model_kappa"] is None else f"{status['model_kappa']:.3f}")
+c1.metric("Model-gold kappa (latest round, gold never trained on)", "n/a" if status["model_kappa"] is None else f"{status['model_kappa']:.3f}")
 c2.metric("Human-human kappa, lower 95 % bound", "n/a" if status["human_kappa_ci_low"] is None else f"{status['human_kappa_ci_low']:.3f}")
 c3.metric("Predictions changed since last round", "n/a" if status["changed_fraction"] is None else f"{status['changed_fraction']:.2%}")
 (st.success if status["stop"] else st.info)(status["message"])
@@ -82,7 +82,7 @@ min_conf = st.slider("Minimum model confidence", 0.6, 0.99, 0.8, 0.01, key="flag
 
 @st.cache_data(show_spinner="Computing out-of-fold predictions...", max_entries=4, ttl=600)
 def _flags(db: str, n_labels: int, min_conf: float) -> dict[str, Any]:
-    return al_flags(db=db, model="tfidf", min_confidence=min_conf)
+    return al_flags(store=store, model="tfidf", min_confidence=min_conf)
 
 
 n_labels = store.run(lambda con: len(sm.training_labels(con)))

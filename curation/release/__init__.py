@@ -1,0 +1,58 @@
+"""Releases: versioned export folders in Hugging Face Hub layout, and publishing them.
+
+A release folder holds:
+
+- `data/<benchmark>/test.parquet` per benchmark and `data/all/test.parquet`: the paper's fields
+  (`id, question, answer, options` (JSON text), `answer_idx, dataset_name, reasoning_prob,
+  is_reasoning, reasoning_threshold`), people's labels (`human_label, n_annotators,
+  annotator_agreement, label_source`), `model_version`, and provenance: `source_label` /
+  `source_label_origin` (a benchmark's own tag, a reference, never a human label) and
+  `in_model_training` (the model trained or validated on the row: its `reasoning_prob` is
+  in-sample);
+- `data/gold/test.parquet`: the gold set with every person's label (pseudonymized);
+- `data/train_reasoning/train.parquet`: reasoning-heavy training questions, decontaminated
+  against every evaluation question in the store (`curation.decontam`);
+- `README.md` (the dataset card, `curation.card`), `reasoning_share.png`, `manifest.json`.
+
+Modules: `snapshot` (one read of the store), `shape` (rows, in an in-memory DuckDB),
+`figures` (the reported numbers), `build` (the steps), `manifest` (typed manifest and the
+readers), `publish` (to the Hub). Licences: `curation.licenses`.
+"""
+
+from curation.release.build import build_release
+from curation.release.manifest import (
+    CHART,
+    MANIFEST,
+    RELEASE_SCHEMA_VERSION,
+    RESERVED_CONFIGS,
+    Manifest,
+    file_sha256,
+    parse_caps,
+    read_config,
+    read_manifest,
+    validate_version,
+    verify_release,
+)
+from curation.release.publish import publish_release
+from curation.release.shape import EVAL_COLUMNS, PARQUET_OPTIONS
+from curation.release.snapshot import Snapshot, take_snapshot
+
+__all__ = [
+    "CHART",
+    "EVAL_COLUMNS",
+    "MANIFEST",
+    "PARQUET_OPTIONS",
+    "RELEASE_SCHEMA_VERSION",
+    "RESERVED_CONFIGS",
+    "Manifest",
+    "Snapshot",
+    "build_release",
+    "file_sha256",
+    "parse_caps",
+    "publish_release",
+    "read_config",
+    "read_manifest",
+    "take_snapshot",
+    "validate_version",
+    "verify_release",
+]
