@@ -38,14 +38,6 @@ from curation.schema import LABELS, Question, make_question
 
 LETTERS = string.ascii_uppercase
 
-# Benchmarks whose licence forbids redistributing their question text.
-RESTRICTED_PREFIXES = ("gpqa", "hle", "medbullets", "lancet", "nejm")
-
-
-def is_restricted(dataset_name: str) -> bool:
-    return dataset_name.startswith(RESTRICTED_PREFIXES)
-
-
 @dataclass
 class Context:
     """What an adapter knows besides the record: where it came from and the user's flags."""

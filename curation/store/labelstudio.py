@@ -7,6 +7,10 @@ annotation version already turned into an `annotations` row, and each deletion s
 `ls_sync_log` (one row per push or pull, failed ones included).
 
 The labels themselves are ordinary `annotations` rows with `source='label_studio'`.
+Every SQL statement of the Label Studio sync (`curation.labelstudio`) is here, including
+its reads of other tables: a batch's items to push (`push_items`), which question ids
+exist (`existing_questions`), stored label rows a deletion restates
+(`label_rows_by_event`) and the completed-task counts of `status`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import duckdb
 
 from curation.errors import InputError
+from curation.store.annotations import Annotation
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,25 @@ def task_map(con: duckdb.DuckDBPyConnection, server: str, project_id: int) -> di
     return {int(r[0]): TaskRef(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
 
 
+def push_items(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict[str, Any]]:
+    """A batch's items in position order, with the question fields a task carries."""
+    return _dicts(con.execute(
+        "SELECT bi.question_id, bi.position, bi.suggestion_label, bi.suggestion_prob, "
+        "q.question, q.options, q.dataset_name FROM batch_items bi "
+        "JOIN questions q ON q.id = bi.question_id WHERE bi.batch_id = ? ORDER BY bi.position",
+        [batch_id],
+    ))
+
+
+def existing_questions(con: duckdb.DuckDBPyConnection, question_ids: Sequence[str]) -> set[str]:
+    """The ids among `question_ids` that are questions of the store."""
+    return {
+        r[0] for r in con.execute(
+            "SELECT id FROM questions WHERE id IN (SELECT unnest(?))", [list(question_ids)]
+        ).fetchall()
+    }
+
+
 # -- users ----------------------------------------------------------------------------
 
 
@@ -203,6 +227,24 @@ def known_versions(
     return {(int(r[0]), str(r[1])) for r in rows}
 
 
+def label_rows_by_event(
+    con: duckdb.DuckDBPyConnection, event_ids: Sequence[str]
+) -> dict[str, Annotation]:
+    """event id -> its stored `annotations` row (the fields a deletion may restate)."""
+    cur = con.execute(
+        "SELECT event_id, question_id, annotator, action, label, confidence, rationale, "
+        "created_at, source FROM annotations WHERE event_id IN (SELECT unnest(?))",
+        [list(event_ids)],
+    )
+    return {
+        r[0]: Annotation(
+            question_id=r[1], annotator=r[2], action=r[3], label=r[4], source=r[8],
+            created_at=r[7], event_id=r[0], confidence=r[5], rationale=r[6],
+        )
+        for r in cur.fetchall()
+    }
+
+
 def add_versions(con: duckdb.DuckDBPyConnection, rows: Sequence[VersionRow]) -> None:
     if not rows:
         return
@@ -256,10 +298,9 @@ def last_syncs(
     ))
 
 
-def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str, Any]]:
-    """Per project: tasks pushed, tasks with a current Label Studio label, labels, last pull."""
-    return _dicts(con.execute(
-        """WITH cur AS (
+# `cur`: the latest version of each Label Studio annotation of server `$s` not seen deleted
+# (project_id, task_id, ls_annotation_id). Shared by the status queries below.
+_CURRENT_VERSIONS = """WITH cur AS (
                SELECT v.project_id, v.task_id, v.ls_annotation_id FROM (
                    SELECT *, row_number() OVER (PARTITION BY project_id, ls_annotation_id
                                                 ORDER BY updated_at DESC, seen_at DESC) rn
@@ -267,7 +308,13 @@ def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str
                WHERE v.rn = 1 AND NOT EXISTS (
                    SELECT 1 FROM ls_annotation_versions d
                    WHERE d.server = $s AND d.kind = 'deleted' AND d.project_id = v.project_id
-                     AND d.ls_annotation_id = v.ls_annotation_id))
+                     AND d.ls_annotation_id = v.ls_annotation_id))"""
+
+
+def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str, Any]]:
+    """Per project: tasks pushed, tasks with a current Label Studio label, labels, last pull."""
+    return _dicts(con.execute(
+        _CURRENT_VERSIONS + """
            SELECT p.project_id, p.name, p.overlap, p.show_suggestions,
                   (SELECT count(*) FROM ls_tasks t
                     WHERE t.server = $s AND t.project_id = p.project_id) AS n_tasks,
@@ -283,3 +330,15 @@ def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str
            FROM ls_projects p WHERE p.server = $s ORDER BY p.created_at, p.project_id""",
         {"s": server},
     ))
+
+
+def completed_task_counts(con: duckdb.DuckDBPyConnection, server: str) -> dict[int, int]:
+    """project id -> tasks with at least `overlap` current Label Studio annotations."""
+    return {int(pid): int(n) for pid, n in con.execute(
+        _CURRENT_VERSIONS + """,
+           per_task AS (SELECT project_id, task_id, count(*) n FROM cur GROUP BY ALL)
+           SELECT p.project_id, count(*) FILTER (WHERE pt.n >= p.overlap)
+           FROM ls_projects p JOIN per_task pt ON pt.project_id = p.project_id
+           WHERE p.server = $s GROUP BY p.project_id""",
+        {"s": server},
+    ).fetchall()}

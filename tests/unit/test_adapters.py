@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from curation import adapters
+from curation import adapters, licenses
 from curation.adapters import Context
 from curation.errors import InputError
 
@@ -165,4 +165,7 @@ def test_dataset_names_from_other_releases() -> None:
     assert adapters.canonical_dataset_name("GPQA_Medical_test") == "gpqa"
     assert adapters.canonical_dataset_name("MedBullets_op5") == "medbullets_op5"
     assert adapters.canonical_dataset_name("HLE_biomed") == "hle_biomed"
-    assert adapters.is_restricted("gpqa") and adapters.is_restricted("nejm") and not adapters.is_restricted("medqa")
+    assert licenses.is_restricted("gpqa") and licenses.is_restricted("nejm") and not licenses.is_restricted("medqa")
+    # one rule, any case: BioMed-R1-Eval's own config names are restricted too
+    assert licenses.is_restricted("GPQA_Medical_test") and licenses.is_restricted("NEJM")
+    assert licenses.restriction_note("hle_biomed") and licenses.license_of("MedQA") == "mit"

@@ -10,6 +10,7 @@ import pytest
 
 from curation import labelstudio as lsmod
 from curation.errors import ConfigError, InputError
+from curation.store.annotations import Annotation
 from curation.store.labelstudio import TaskRef, VersionRow
 
 pytestmark = pytest.mark.unit
@@ -48,7 +49,7 @@ def test_annotation_row_fields_and_deterministic_event_id() -> None:
 
 
 def test_skip_retract_and_bad_label() -> None:
-    def row(a: dict) -> lsmod.Annotation:
+    def row(a: dict) -> Annotation:
         return lsmod.annotation_to_row(a, server=SERVER, project_id=3, task=TASK, annotator="a",
                                        guidelines_version=None)
 
@@ -84,7 +85,7 @@ def _v(aid: int, task: int, who: str, updated: str, event: str) -> VersionRow:
 def test_plan_deletions_retracts_or_restates() -> None:
     live = {1: _v(1, 11, "alice", "t1", "e1"), 2: _v(2, 11, "bob", "t1", "e2"),
             3: _v(3, 11, "bob", "t2", "e3")}
-    stored = {"e3": lsmod.Annotation(question_id="q11", annotator="bob", action="label",
+    stored = {"e3": Annotation(question_id="q11", annotator="bob", action="label",
                                      label="knowledge", source="label_studio", created_at=NOW,
                                      event_id="e3")}
     rows, versions = lsmod.plan_deletions(
@@ -133,3 +134,16 @@ def test_connection_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "secret-token-123" not in repr(conn)
     with pytest.raises(ConfigError, match="not an http"):
         lsmod.connection("ftp://x", "k")
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(400, lsmod.LabelStudioBadRequest), (422, lsmod.LabelStudioBadRequest),
+     (401, lsmod.LabelStudioAuthError), (403, lsmod.LabelStudioAuthError),
+     (404, lsmod.LabelStudioNotFound), (409, lsmod.LabelStudioConflict),
+     (500, lsmod.LabelStudioServerError), (503, lsmod.LabelStudioServerError),
+     (418, lsmod.LabelStudioError), (None, lsmod.LabelStudioError)],
+)
+def test_http_status_picks_the_error_class(status: int | None, cls: type) -> None:
+    assert lsmod.error_class(status) is cls
+    assert issubclass(cls, lsmod.LabelStudioError)

@@ -37,7 +37,8 @@ data = store.run(lambda con: {
 n_boot = st.select_slider("Bootstrap resamples", options=[200, 500, 1000, 2000], value=1000)
 report = _report(str(store.path), n_boot, data["n_rows"])
 if not report["n_rows"]:
-    st.info("No labels from people on gold items yet. Draw a gold set on **Assignment** and label it.")
+    st.info("No labels on gold items yet (benchmark tags do not count: only people are raters). "
+            "Draw a gold set on **Assignment** and label it.")
     st.stop()
 
 
