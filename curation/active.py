@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from curation import metrics
 from curation.errors import InputError
 
 STRATEGIES = ("entropy", "margin", "kmeans", "badge", "random")
@@ -430,36 +431,6 @@ def label_noise_flags(
 # ----------------------------------------------------------------------------------------
 # Agreement of a model with the gold labels
 # ----------------------------------------------------------------------------------------
-def _bootstrap(y: np.ndarray, pred: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], float], n_boot: int = 1000, seed: int = 0) -> tuple[float, float]:
-    if len(y) == 0:
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        v = fn(y[idx], pred[idx])
-        if not math.isnan(v):
-            vals.append(v)
-    if not vals:
-        return (math.nan, math.nan)
-    lo, hi = np.quantile(vals, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-def _ba(y: np.ndarray, pred: np.ndarray) -> float:
-    r = [float(np.mean(pred[y == c] == c)) for c in (0, 1) if np.any(y == c)]
-    return float(np.mean(r)) if r else math.nan
-
-
-def _f1m(y: np.ndarray, pred: np.ndarray) -> float:
-    out = []
-    for c in (0, 1):
-        tp = np.sum((pred == c) & (y == c))
-        den = np.sum(pred == c) + np.sum(y == c)
-        out.append(0.0 if den == 0 else 2 * tp / den)
-    return float(np.mean(out))
-
-
 def gold_agreement(
     gold: Mapping[str, str],
     predicted: Mapping[str, bool],
@@ -490,11 +461,11 @@ def gold_agreement(
             kci = (math.nan, math.nan)
         out.update({
             "accuracy": k / len(ids),
-            "accuracy_ci": list(ag.proportion_ci(k, len(ids))),
-            "balanced_accuracy": _ba(y, pr),
-            "balanced_accuracy_ci": list(_bootstrap(y, pr, _ba, n_boot, seed)),
-            "f1_macro": _f1m(y, pr),
-            "f1_macro_ci": list(_bootstrap(y, pr, _f1m, n_boot, seed)),
+            "accuracy_ci": list(metrics.wilson_ci(k, len(ids))),
+            "balanced_accuracy": metrics.balanced_accuracy(y, pr),
+            "balanced_accuracy_ci": list(metrics.bootstrap_ci(metrics.balanced_accuracy, y, pr, n_boot=n_boot, seed=seed)),
+            "f1_macro": metrics.f1_macro(y, pr),
+            "f1_macro_ci": list(metrics.bootstrap_ci(metrics.f1_macro, y, pr, n_boot=n_boot, seed=seed)),
             "kappa": float(kappa),
             "kappa_ci": list(kci),
         })
@@ -591,8 +562,6 @@ def simulate(
     balanced accuracy and kappa on the evaluation set. `embeddings` (default: `x_pool`)
     feed kmeans/badge.
     """
-    from curation.model import _balanced_accuracy, _kappa
-
     budgets = sorted(set(int(b) for b in budgets))
     if not budgets or budgets[0] < 1:
         raise InputError("budgets must be positive integers")
@@ -607,7 +576,7 @@ def simulate(
     result = SimulationResult()
     for seed in seeds:
         full = fit(x_pool, y_pool)
-        result.full_data[seed] = _balanced_accuracy(y_eval, (full(x_eval) >= 0.5).astype(int))
+        result.full_data[seed] = metrics.balanced_accuracy(y_eval, (full(x_eval) >= 0.5).astype(int))
     total = len(strategies) * len(seeds)
     done = 0
     for strategy in strategies:
@@ -633,8 +602,8 @@ def simulate(
                 pred = (holder["model"](x_eval) >= 0.5).astype(int)
                 result.rows.append({
                     "strategy": strategy, "seed": seed, "n_labels": b,
-                    "n_labeled_actual": len(learner.labeled), "balanced_accuracy": _balanced_accuracy(y_eval, pred),
-                    "kappa": _kappa(y_eval, pred),
+                    "n_labeled_actual": len(learner.labeled), "balanced_accuracy": metrics.balanced_accuracy(y_eval, pred),
+                    "kappa": metrics.cohen_kappa(y_eval, pred),
                 })
             done += 1
             if progress:

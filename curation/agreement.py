@@ -14,11 +14,13 @@ Conventions (the same for every function in this module):
 * **Point estimates equal the reference libraries'**: Cohen's kappa
   ``sklearn.metrics.cohen_kappa_score``, Fleiss' kappa ``statsmodels.stats.inter_rater``,
   Krippendorff's alpha the ``krippendorff`` package (called), Wilson intervals
-  ``statsmodels.stats.proportion.proportion_confint``. Cohen, Fleiss and Wilson are short closed
-  forms here, each tested for equality against the library on many inputs (see "Speed" for
-  why); Fleiss' kappa with unequal rater counts is the generalisation below, and inside
-  ``agreement_report`` the per-block mean pairwise Cohen and the per-annotator kappas use the
-  vectorised form at unit weights.
+  ``statsmodels.stats.proportion.proportion_confint``. Cohen's kappa and the Wilson interval
+  are the closed forms of ``curation.metrics`` (``proportion_ci`` is ``metrics.wilson_ci``);
+  Fleiss' kappa is a closed form here. Each is tested for equality against the library on many
+  inputs: scikit-learn and statsmodels take ~3 s each to import, which the CLI, the app's
+  agreement page and a release build do not pay. Fleiss' kappa with unequal rater counts is
+  the generalisation below, and inside ``agreement_report`` the per-block mean pairwise Cohen
+  and the per-annotator kappas use the vectorised form at unit weights.
 * **No variation.** When every label in the data is the same category, the chance-corrected
   coefficients are 0/0 (expected agreement is 1). We define them as ``1.0``: every pair of
   ratings agrees and nothing contradicts perfect agreement. (The libraries return NaN or raise.)
@@ -47,9 +49,6 @@ Conventions (the same for every function in this module):
   (10-rater pool: ~2 s; 20: ~4 s). Krippendorff's alpha
   is as fast as the others, so every statistic uses all ``n_boot`` resamples. Recomputing a
   statistic on resampled rows (the fallback) costs 60-90 s for the same 1,000 resamples.
-* Cohen's kappa, Fleiss' kappa and the Wilson interval are computed in closed form and tested
-  for equality against scikit-learn and statsmodels, which take ~3 s each to import: the CLI,
-  the app's agreement page and a release build do not pay that.
 """
 
 from __future__ import annotations
@@ -59,13 +58,13 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any
 
 import krippendorff
 import numpy as np
 from numpy.typing import NDArray
 
+from curation import metrics
 from curation.errors import InputError
 
 __all__ = [
@@ -230,32 +229,7 @@ def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float:
                 raise InputError(
                     f"label must be a non-empty string, got {v!r}", location=f"{name}[{i}]"
                 )
-    labels = sorted(set(a) | set(b))
-    code = {lab: k for k, lab in enumerate(labels)}
-    return _cohen_codes(
-        np.array([code[v] for v in a], dtype=np.int64),
-        np.array([code[v] for v in b], dtype=np.int64),
-    )
-
-
-def _cohen_codes(x: NDArray[np.int64], y: NDArray[np.int64]) -> float:
-    """Cohen's kappa of two equal-length, non-empty integer code vectors.
-
-    The closed form ``(p_o - p_e) / (1 - p_e)`` over the confusion matrix, as
-    ``sklearn.metrics.cohen_kappa_score`` computes it (tests check equality): importing
-    scikit-learn costs ~2.5 s, which a release build or the agreement page would pay for a
-    2x2 table.
-    """
-    labels, inv = np.unique(np.concatenate([x, y]), return_inverse=True)
-    k = len(labels)
-    if k == 1:
-        return 1.0
-    n = len(x)
-    confusion = np.bincount(inv[:n] * k + inv[n:], minlength=k * k).reshape(k, k).astype(np.float64)
-    total = confusion.sum()
-    p_o = np.trace(confusion) / total
-    p_e = float(confusion.sum(axis=1) @ confusion.sum(axis=0)) / (total * total)
-    return float((p_o - p_e) / (1 - p_e))  # p_e < 1: two raters, two or more categories
+    return metrics.cohen_kappa(list(a), list(b))
 
 
 def percent_agreement(rows: Sequence[LabelRow]) -> float:
@@ -307,7 +281,7 @@ def pairwise_cohen(
     random multiplicities; replicates without a shared item are skipped. Floats may be NaN;
     ``agreement_report`` turns them into ``None``.
     """
-    _check_alpha(alpha)
+    metrics.check_alpha(alpha)
     enc = _require_pairable(rows, "pairwise Cohen's kappa")
     return _pairwise(enc, _weights(len(enc.items), n_boot, seed), alpha)
 
@@ -326,33 +300,12 @@ def _mean_pairwise_enc(enc: _Encoded) -> float:
     for r1, r2 in _pairs(enc):
         a, b = _pair_codes(enc, r1, r2)
         if len(a) >= 2:
-            kappas.append(_cohen_codes(a, b))
+            kappas.append(metrics.cohen_kappa(a, b))
     return float(np.mean(kappas)) if kappas else math.nan
 
 
-def proportion_ci(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Wilson score interval for ``k`` successes out of ``n``.
-
-    The closed form (Wilson 1927; statsmodels' ``proportion_confint(method="wilson")``, which
-    a test checks it against): importing statsmodels costs ~3 s, which the release build and
-    `curation stats` would pay for seven square roots.
-    """
-    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (k, n)):
-        raise InputError(f"k and n must be integers, got k={k!r}, n={n!r}")
-    if n <= 0 or not 0 <= k <= n:
-        raise InputError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
-    _check_alpha(alpha)
-    z = NormalDist().inv_cdf(1 - alpha / 2)
-    p, z2 = k / n, z * z
-    denom = 1 + z2 / n
-    center = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
-
-
-def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha < 1:
-        raise InputError(f"alpha must be between 0 and 1 (0.05 gives a 95 % interval), got {alpha}")
+proportion_ci = metrics.wilson_ci
+"""Wilson score interval for ``k`` successes out of ``n`` (``curation.metrics.wilson_ci``)."""
 
 
 # ---------------------------------------------------------- vectorised (weighted) forms
@@ -476,15 +429,6 @@ def _mean_pairwise_weighted(enc: _Encoded, w: NDArray[np.float64]) -> NDArray[np
         return np.asarray(np.nanmean(k, axis=-1)) if k.shape[-1] else np.full(w.shape[:-1], np.nan)
 
 
-def _percentile(reps: NDArray[np.float64], alpha: float) -> tuple[float, float]:
-    reps = np.asarray(reps, dtype=np.float64)
-    reps = reps[~np.isnan(reps)]
-    if reps.size == 0:
-        return math.nan, math.nan
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
 _Vectorised = Callable[[_Encoded, NDArray[np.float64]], NDArray[np.float64]]
 
 _FAST: dict[Callable[..., float], _Vectorised] = {
@@ -513,13 +457,13 @@ def bootstrap_ci(
     resampled set of rows (a resampled item's id gets a ``#k`` suffix to stay unique). A
     replicate where the statistic is NaN or raises ``InputError`` is skipped.
     """
-    _check_alpha(alpha)
+    metrics.check_alpha(alpha)
     enc = _require_pairable(rows, "the bootstrap")
     w = _weights(len(enc.items), n_boot, seed)
     fast = _FAST.get(statistic)
     if fast is not None:
-        return _percentile(fast(enc, w), alpha)
-    return _percentile(_slow_replicates(enc, statistic, n_boot, seed), alpha)
+        return metrics.percentile_ci(fast(enc, w), alpha)
+    return metrics.percentile_ci(_slow_replicates(enc, statistic, n_boot, seed), alpha)
 
 
 def _slow_replicates(
@@ -543,15 +487,9 @@ def _slow_replicates(
 # ------------------------------------------------------------------------------ report
 
 
-def _clean(x: float) -> float | None:
-    """Plain float, NaN/inf -> None (JSON has no NaN)."""
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def _value(point: float, reps: NDArray[np.float64], alpha: float) -> dict[str, Any]:
-    lo, hi = _percentile(reps, alpha)
-    return {"value": _clean(point), "ci": [_clean(lo), _clean(hi)]}
+    lo, hi = metrics.percentile_ci(reps, alpha)
+    return {"value": metrics.finite(point), "ci": [metrics.finite(lo), metrics.finite(hi)]}
 
 
 def _empty_value() -> dict[str, Any]:
@@ -565,11 +503,13 @@ def _block(
     alpha: float,
     w: NDArray[np.float64] | None = None,
 ) -> dict[str, Any]:
-    """Overall or per-group coefficients with CIs.
+    """Overall or per-group coefficients with CIs (the ``BLOCK`` of ``agreement_report``).
 
-    Percent agreement, Fleiss and Krippendorff point estimates come from the same functions as
-    the public API (libraries). The mean pairwise Cohen point estimate uses the vectorised form
-    at unit weights -- equal to ``mean_pairwise_cohen`` (tested) but vectorised over blocks.
+    Point estimates: percent agreement, Fleiss' kappa and Krippendorff's alpha from the same
+    code as the public functions (``_percent_enc``, ``_fleiss_enc``, ``_kripp_enc``; only alpha
+    calls a library); mean pairwise Cohen from the vectorised form at unit weights, equal to
+    ``mean_pairwise_cohen`` (tested) and computed for all rater pairs at once. CIs: percentile
+    bootstrap over the block's items, with the resamples ``w`` (drawn from ``seed`` if not given).
     """
     enc = _pairable(enc_all)
     block: dict[str, Any] = {
@@ -605,14 +545,14 @@ def _pairwise(enc: _Encoded, w: NDArray[np.float64], alpha: float) -> list[dict[
         a, b = _pair_codes(enc, r1, r2)
         if len(a) == 0:
             continue
-        lo, hi = _percentile(boot[:, p], alpha)
+        lo, hi = metrics.percentile_ci(boot[:, p], alpha)
         out.append(
             {
                 "rater_a": enc.raters[r1],
                 "rater_b": enc.raters[r2],
                 "n_items": len(a),
                 "percent_agreement": float(np.mean(a == b)),
-                "kappa": _cohen_codes(a, b),
+                "kappa": metrics.cohen_kappa(a, b),
                 "ci_low": lo,
                 "ci_high": hi,
             }
@@ -702,7 +642,7 @@ def agreement_report(
     ``seed`` (per group: resamples of that group's items). ``item_groups`` maps item id to a
     group (e.g. benchmark); every item must have one.
     """
-    _check_alpha(alpha)
+    metrics.check_alpha(alpha)
     rows = list(rows)
     enc_all = _encode(rows)
     enc = _pairable(enc_all)
@@ -732,9 +672,6 @@ def agreement_report(
         for g in sorted(set(groups.tolist())):
             report["per_group"][g] = _block(enc_all.subset(groups == g), n_boot, seed, alpha)
     if enc.items:
-        report["pairwise"] = [
-            {k: (_clean(v) if isinstance(v, float) else v) for k, v in p.items()}
-            for p in _pairwise(enc, w, alpha)
-        ]
+        report["pairwise"] = [metrics.finite(p) for p in _pairwise(enc, w, alpha)]
         report["per_annotator"] = _per_annotator(enc, w, alpha)
     return report

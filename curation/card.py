@@ -10,7 +10,6 @@ does (it is untrusted).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -198,31 +197,6 @@ def render_card(manifest: Mapping[str, Any], repo_hint: str | None = None) -> st
 
 def write_share_chart(stats: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
     """PNG bar chart: reasoning share per benchmark with 95 % CIs and the paper's share."""
-    import altair as alt
-    import vl_convert as vlc
+    from curation import plots
 
-    rows = [
-        {"benchmark": r["benchmark"], "share": r["reasoning_share"],
-         "low": r["reasoning_share_ci"][0], "high": r["reasoning_share_ci"][1], "n": r["n_predicted"]}
-        for r in stats if r["reasoning_share"] is not None
-    ]
-    if not rows:
-        rows = [{"benchmark": "(no predictions)", "share": 0.0, "low": 0.0, "high": 0.0, "n": 0}]
-    order = [r["benchmark"] for r in rows]
-    base = alt.Chart(alt.Data(values=rows)).encode(y=alt.Y("benchmark:N", sort=order, title=None))
-    bars = base.mark_bar(color="#4c78a8").encode(
-        x=alt.X("share:Q", title="reasoning-heavy share (classifier)", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%")),
-        tooltip=["benchmark:N", "share:Q", "n:Q"],
-    )
-    errs = base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
-    ref = [{"x": paper.REASONING_SHARE, "label": f"paper: {paper.pct(paper.REASONING_SHARE)}"}]
-    rule = alt.Chart(alt.Data(values=ref)).mark_rule(color="#e45756", strokeDash=[4, 3]).encode(x="x:Q")
-    label = alt.Chart(alt.Data(values=ref)).mark_text(
-        align="left", dx=4, dy=-6, color="#e45756", baseline="bottom"
-    ).encode(x="x:Q", text="label:N", y=alt.value(0))
-    chart = (bars + errs + rule + label).properties(
-        width=420, height=max(60, 22 * len(rows)), title="Reasoning share per benchmark (95 % CI)"
-    )
-    png = vlc.vegalite_to_png(json.dumps(chart.to_dict(), sort_keys=True), scale=2)
-    Path(path).write_bytes(png)
+    plots.save_png(plots.share_chart(stats), path)

@@ -88,10 +88,6 @@ class DecontamResult:
     removed: list[Match]
     params: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def removed_ids(self) -> list[str]:
-        return [m.id for m in self.removed]
-
     def summary(self) -> dict[str, Any]:
         return {
             "n_candidates": len(self.kept) + len(self.removed),

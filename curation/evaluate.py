@@ -24,12 +24,16 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from curation import metrics
 from curation.errors import InputError
 from curation.schema import normalize_text
+
+if TYPE_CHECKING:
+    from curation.release.manifest import Manifest
 
 SETTINGS = ("standard", "adversarial")
 _LETTER_RE = re.compile(r"^\s*(?:answer\s*(?:is)?\s*[:\-]?\s*)?[\(\[]?([A-Za-z])[\)\]]?[.:)]?\s*$", re.IGNORECASE)
@@ -88,8 +92,7 @@ def _options(value: Any) -> dict[str, str]:
 
 
 def _quantiles(reps: np.ndarray, alpha: float) -> list[float]:
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
-    return [float(lo), float(hi)]
+    return list(metrics.percentile_ci(reps, alpha, method="inverted_cdf"))
 
 
 def _acc_block(correct: np.ndarray, rng: np.random.Generator, n_boot: int, alpha: float) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -176,7 +179,7 @@ def score(
     }
 
 
-def load_release_questions(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_release_questions(folder: str | os.PathLike[str]) -> tuple[Manifest, list[dict[str, Any]]]:
     """(manifest, rows of the release's `all` config) — the questions to score against."""
     from curation.release import read_config, read_manifest
 
@@ -257,32 +260,9 @@ def render_rich(report: Mapping[str, Any]) -> Any:
 
 def write_chart(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """PNG: accuracy per benchmark on the knowledge and reasoning subsets, with 95 % CIs."""
-    import altair as alt
-    import vl_convert as vlc
+    from curation import plots
 
-    data = []
-    for r in report["rows"]:
-        for subset in ("knowledge", "reasoning"):
-            b = r[subset]
-            if b["accuracy"] is None:
-                continue
-            data.append({"setting": r["setting"], "benchmark": r["benchmark"], "subset": subset,
-                         "accuracy": b["accuracy"], "low": b["ci"][0], "high": b["ci"][1], "n": b["n"]})
-    n_bench = len({d["benchmark"] for d in data})
-    base = alt.Chart().encode(
-        x=alt.X("benchmark:N", title=None, axis=alt.Axis(labelAngle=-30)),
-        xOffset=alt.XOffset("subset:N"),
-        color=alt.Color("subset:N", scale=alt.Scale(domain=["knowledge", "reasoning"], range=["#4c78a8", "#f58518"])),
-    )
-    bars = base.mark_bar().encode(
-        y=alt.Y("accuracy:Q", stack=None, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="accuracy")
-    )
-    errs = base.mark_rule(strokeWidth=1.5).encode(y="low:Q", y2="high:Q", color=alt.value("black"))
-    layered = alt.layer(bars, errs, data=alt.Data(values=data)).properties(width=max(160, 70 * n_bench), height=220)
-    chart: Any = layered.facet(row=alt.Row("setting:N", title=None, sort=list(SETTINGS))) if len(report["settings"]) > 1 else layered
-    chart = chart.properties(title="Accuracy by subset (95 % bootstrap CI)")
-    png = vlc.vegalite_to_png(json.dumps(chart.to_dict(), sort_keys=True), scale=2)
-    Path(path).write_bytes(png)
+    plots.save_png(plots.accuracy_by_subset(report), path)
 
 
 def evaluate_file(

@@ -527,14 +527,12 @@ class _DryRun(Exception):
 
 
 def _sha256(name: str) -> str | None:
+    """The sha256 of a source file; None when `name` is not a file (a dataset folder, a Hub id)."""
     path = Path(name)
     if not path.is_file():
         return None
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def sample_path(name: str) -> Path:

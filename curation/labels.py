@@ -163,16 +163,17 @@ def label_comparison(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """Agreement of two label sources on the same items (e.g. the human label vs a benchmark's
     own tags, or the model vs the human label): n, percent agreement with a Wilson 95 % CI,
     Cohen's kappa. `pairs`: (label_a, label_b) per item; empty -> n 0 and no figures."""
-    from curation.agreement import cohen_kappa, proportion_ci
+    from curation.agreement import cohen_kappa
+    from curation.metrics import finite, wilson_ci
 
     n = len(pairs)
     if n == 0:
         return {"n_items": 0, "percent_agreement": None, "percent_agreement_ci": [None, None],
                 "cohen_kappa": None}
     k = sum(a == b for a, b in pairs)
-    kappa = float(cohen_kappa([a for a, _ in pairs], [b for _, b in pairs]))
-    return {"n_items": n, "percent_agreement": k / n, "percent_agreement_ci": list(proportion_ci(k, n)),
-            "cohen_kappa": None if kappa != kappa else kappa}
+    kappa = cohen_kappa([a for a, _ in pairs], [b for _, b in pairs])
+    return {"n_items": n, "percent_agreement": k / n, "percent_agreement_ci": list(wilson_ci(k, n)),
+            "cohen_kappa": finite(float(kappa))}
 
 
 

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from curation import metrics
 from curation.errors import ConfigError, InputError, NotFoundError
 
 DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
@@ -194,32 +195,8 @@ def autocast_context(choice: DeviceChoice) -> contextlib.AbstractContextManager[
 
 
 # ----------------------------------------------------------------------------------------
-# Metrics (pure NumPy)
+# Metrics (kappa, balanced accuracy and F1 are `curation.metrics`)
 # ----------------------------------------------------------------------------------------
-def _kappa(y: np.ndarray, pred: np.ndarray) -> float:
-    n = len(y)
-    if n == 0:
-        return float("nan")
-    po = float(np.mean(y == pred))
-    p1, q1 = float(np.mean(y == 1)), float(np.mean(pred == 1))
-    pe = p1 * q1 + (1 - p1) * (1 - q1)
-    if pe >= 1.0:
-        return 1.0 if po == 1.0 else 0.0
-    return (po - pe) / (1 - pe)
-
-
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
-    recalls = [float(np.mean(pred[y == c] == c)) for c in (0, 1) if np.any(y == c)]
-    return float(np.mean(recalls)) if recalls else float("nan")
-
-
-def _f1(y: np.ndarray, pred: np.ndarray, c: int) -> float:
-    tp = float(np.sum((pred == c) & (y == c)))
-    fp = float(np.sum((pred == c) & (y != c)))
-    fn = float(np.sum((pred != c) & (y == c)))
-    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
 def expected_calibration_error(probs: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray, bins: int = 10) -> float:
     """ECE of the positive-class probability: sum over 10 equal-width bins of
     (bin share) x |mean predicted probability - observed positive rate|."""
@@ -246,9 +223,9 @@ def classification_metrics(y: Sequence[int] | np.ndarray, probs: Sequence[float]
     return {
         "n": n,
         "accuracy": float(np.mean(pred == t)) if n else float("nan"),
-        "balanced_accuracy": _balanced_accuracy(t, pred),
-        "kappa": _kappa(t, pred),
-        "f1_macro": (_f1(t, pred, 0) + _f1(t, pred, 1)) / 2 if n else float("nan"),
+        "balanced_accuracy": metrics.balanced_accuracy(t, pred),
+        "kappa": metrics.cohen_kappa(t, pred),
+        "f1_macro": metrics.f1_macro(t, pred),
         "ece": expected_calibration_error(p, t),
         "majority_accuracy": majority,
         "majority_balanced_accuracy": 0.5,
@@ -274,15 +251,12 @@ def choose_threshold(y: Sequence[int] | np.ndarray, probs: Sequence[float] | np.
         return 0.5
     u = np.unique(p)
     cands = np.concatenate([(u[:-1] + u[1:]) / 2, [0.5]]) if len(u) > 1 else np.array([0.5])
+    score: Callable[[np.ndarray, np.ndarray], float] = {"kappa": metrics.cohen_kappa, "balanced_accuracy": metrics.balanced_accuracy,
+                                                         "f1_macro": metrics.f1_macro}[rule]
     best, best_score = 0.5, -math.inf
     for c in cands:
         pred = (p >= c).astype(int)
-        if rule == "kappa":
-            s = _kappa(t, pred)
-        elif rule == "balanced_accuracy":
-            s = _balanced_accuracy(t, pred)
-        else:
-            s = (_f1(t, pred, 0) + _f1(t, pred, 1)) / 2
+        s = score(t, pred)
         if s > best_score + 1e-12 or (abs(s - best_score) <= 1e-12 and abs(c - 0.5) < abs(best - 0.5)):
             best, best_score = float(c), s
     return best

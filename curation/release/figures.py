@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from curation import labels, rules
-from curation.agreement import proportion_ci
+from curation.metrics import wilson_ci
 from curation.release.snapshot import Snapshot
 from curation.store.sql import literal
 
@@ -55,7 +55,7 @@ def benchmark_stats(con: duckdb.DuckDBPyConnection, keep: str) -> list[dict[str,
             "benchmark": "all" if b == "__all__" else b,
             "n": n, "n_predicted": n_pred, "n_reasoning": n_r,
             "reasoning_share": n_r / n_pred if n_pred else None,
-            "reasoning_share_ci": list(proportion_ci(n_r, n_pred)) if n_pred else [None, None],
+            "reasoning_share_ci": list(wilson_ci(n_r, n_pred)) if n_pred else [None, None],
             "n_human_labeled": n_h,
             "human_reasoning_share": (n_hr / n_h) if n_h else None,
             "n_reference_labeled": n_ref,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from curation import labels, rules
-from curation.agreement import proportion_ci
+from curation.metrics import wilson_ci
 from curation.store import Store
 from curation.store import annotations as astore
 from curation.store import queue as qstore
@@ -49,7 +49,7 @@ def with_share_cis(data: dict[str, Any]) -> dict[str, Any]:
     share = data.get("reasoning_share")
     if share:
         for row in share["per_benchmark"]:
-            lo, hi = proportion_ci(row["n_reasoning"], row["n"])
+            lo, hi = wilson_ci(row["n_reasoning"], row["n"])
             row["share"] = row["n_reasoning"] / row["n"]
             row["ci"] = [lo, hi]
     return data

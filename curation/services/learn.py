@@ -397,26 +397,16 @@ def al_flags(
 def write_learning_curve(curve: Sequence[dict[str, Any]], stem: str | Path, *, target: float | None = None) -> dict[str, str]:
     """Write `<stem>.csv` (one row per strategy and budget) and `<stem>.png` (mean balanced
     accuracy vs labels, with a min-max band over seeds; `target` as a dashed rule)."""
-    import altair as alt
-    import pandas as pd
+    from curation import plots
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, png_path = stem.with_suffix(".csv"), stem.with_suffix(".png")
-    fields = ["strategy", "n_labels", "mean", "std", "min", "max", "n_seeds"]
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w = csv.DictWriter(fh, fieldnames=list(plots.LEARNING_CURVE_FIELDS), extrasaction="ignore")
         w.writeheader()
         w.writerows(curve)
-    df = pd.DataFrame(list(curve), columns=fields)
-    base = alt.Chart(df).encode(x=alt.X("n_labels:Q", title="labels"), color=alt.Color("strategy:N"))
-    chart = (base.mark_area(opacity=0.15).encode(y=alt.Y("min:Q", title="balanced accuracy (held out)", scale=alt.Scale(zero=False)), y2="max:Q")
-             + base.mark_line(point=True).encode(y="mean:Q"))
-    if target is not None:
-        rule = alt.Chart(pd.DataFrame({"target": [target]})).mark_rule(strokeDash=[6, 4], color="black").encode(y="target:Q")
-        chart = chart + rule
-    chart = chart.properties(title="Active learning: balanced accuracy vs labels (mean, min-max over seeds)", width=520, height=320)
-    chart.save(str(png_path))
+    plots.save_png(plots.learning_curve(curve, target), png_path, scale=1)
     return {"csv": str(csv_path), "png": str(png_path)}
 
 

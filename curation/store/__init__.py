@@ -289,6 +289,23 @@ def _is_conflict(exc: BaseException) -> bool:
     )
 
 
+def _backoff(timeout: float) -> Iterator[int]:
+    """Attempt numbers for a retry loop: 0 at once, then 1, 2, ... each after a jittered
+    exponential sleep (5 ms doubling to 250 ms, times 0.5-1.5 so that waiting processes do
+    not retry in step). Ends, without a sleep, once an attempt fails more than `timeout`
+    seconds after the first began; the caller breaks out (or returns) on success."""
+    start = time.monotonic()
+    delay = 0.005
+    attempt = 0
+    while True:
+        yield attempt
+        if time.monotonic() - start > timeout:
+            return
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
+        attempt += 1
+
+
 @dataclass
 class LockStats:
     """How long this process waited on other processes' locks (for benchmarks)."""
@@ -339,25 +356,22 @@ class Store:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        delay = 0.005
-        retries = 0
-        while True:
+        error: duckdb.Error | None = None
+        for retries in _backoff(self.lock_timeout):  # noqa: B007 (read after the loop)
             try:
                 con = duckdb.connect(str(self.path), config=_instance_config(self.threads))
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
                     raise StoreError(f"{self.path}: cannot open the store: {exc}") from exc
-                waited = time.monotonic() - start
-                if waited > self.lock_timeout:
-                    LOCK_STATS.record(waited, retries)
-                    raise StoreBusyError(
-                        f"{self.path}: another process has held the store for {waited:.0f} s; "
-                        "retry when it finishes (raise CURATION_LOCK_TIMEOUT to wait longer)"
-                    ) from exc
-                retries += 1
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
+                error = exc
+        else:
+            waited = time.monotonic() - start
+            LOCK_STATS.record(waited, retries)
+            raise StoreBusyError(
+                f"{self.path}: another process has held the store for {waited:.0f} s; "
+                "retry when it finishes (raise CURATION_LOCK_TIMEOUT to wait longer)"
+            ) from error
         if retries:
             LOCK_STATS.record(time.monotonic() - start, retries)
         self._migrate(con)
@@ -418,29 +432,22 @@ class Store:
             gate.release(self.linger)
 
     def run(self, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run `fn(con)` as one transaction, retrying the whole unit on a write conflict."""
-        start = time.monotonic()
-        delay = 0.005
-        attempts = 0
-        while True:
+        """Run `fn(con)` as one transaction, retrying the whole unit on a write conflict
+        (with `_backoff`, until `lock_timeout`; then the conflict is raised)."""
+        error: duckdb.Error | None = None
+        for retries in _backoff(self.lock_timeout):
+            if retries:
+                LOCK_STATS.record(0.0, 1)
             try:
                 with self.connect() as con:
                     return fn(con)
             except duckdb.Error as exc:
-                if not _is_conflict(exc) or time.monotonic() - start > self.lock_timeout:
+                if not _is_conflict(exc):
                     raise
-                attempts += 1
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
-                LOCK_STATS.record(0.0, 1)
+                error = exc
+        assert error is not None  # _backoff yields at least once
+        raise error
 
     def close(self) -> None:
         """Hand the file back now instead of after the linger (e.g. before a long computation)."""
         _gate(self.path).close()
-
-    def schema_version(self) -> int:
-        return self.run(lambda con: con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0])
-
-
-def exists(path: str | os.PathLike[str]) -> bool:
-    return Path(path).exists()

@@ -305,7 +305,7 @@ def next_active_round(con: duckdb.DuckDBPyConnection) -> int:
 def reasoning_share_by_benchmark(con: duckdb.DuckDBPyConnection, model_version: str | None = None) -> list[dict[str, Any]]:
     """Per benchmark: questions scored, how many `is_reasoning`, the share and its Wilson 95 % CI,
     from one model's predictions (default: the newest model that has predictions)."""
-    from curation.agreement import proportion_ci
+    from curation.metrics import wilson_ci
 
     if model_version is None:
         m = current_model(con, scored=True)
@@ -319,7 +319,7 @@ def reasoning_share_by_benchmark(con: duckdb.DuckDBPyConnection, model_version: 
     ).fetchall()
     out = []
     for ds, n, k in rows:
-        lo, hi = proportion_ci(int(k), int(n))
+        lo, hi = wilson_ci(int(k), int(n))
         out.append({"dataset_name": ds, "model_version": model_version, "n": int(n), "n_reasoning": int(k),
                     "reasoning_share": k / n if n else None, "ci_low": lo, "ci_high": hi})
     return out

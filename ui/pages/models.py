@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -13,6 +12,7 @@ from ui.common import require_role
 
 require_role("maintainer")
 
+from curation import plots  # noqa: E402
 from curation.services.learn import al_flags, al_status  # noqa: E402
 from curation.store import models as sm  # noqa: E402
 from curation.store import queue  # noqa: E402
@@ -39,26 +39,9 @@ c3.metric("Predictions changed since last round", "n/a" if status["changed_fract
 rounds = [r for r in status["rounds"] if r["kappa"] is not None]
 
 
-def agreement_chart(rounds: list[dict[str, Any]]) -> alt.LayerChart:
-    rows = []
-    for r in rounds:
-        lo, hi = r["kappa_ci"] or [None, None]
-        rows.append({"round": r["round"], "who": "model vs gold", "kappa": r["kappa"], "lo": lo, "hi": hi})
-        if r["human_kappa"] is not None:
-            hlo, hhi = r["human_kappa_ci"] or [None, None]
-            rows.append({"round": r["round"], "who": "human vs human", "kappa": r["human_kappa"], "lo": hlo, "hi": hhi})
-    df = pd.DataFrame(rows, columns=["round", "who", "kappa", "lo", "hi"])
-    base = alt.Chart(df).encode(x=alt.X("round:O", title="round"), color=alt.Color("who:N", title=None))
-    return (
-        base.mark_line(point=True).encode(y=alt.Y("kappa:Q", title="Cohen's kappa (95 % CI)", scale=alt.Scale(domain=[-0.2, 1])),
-                                          tooltip=["round", "who", alt.Tooltip("kappa:Q", format=".3f")])
-        + base.mark_errorbar().encode(y="lo:Q", y2="hi:Q")
-    ).properties(title="Agreement on the gold set over rounds", height=300)
-
-
 st.subheader("Agreement over rounds")
 if rounds:
-    st.altair_chart(agreement_chart(rounds), use_container_width=True)
+    st.altair_chart(plots.kappa_over_rounds(rounds), use_container_width=True)
 else:
     st.caption("No store-trained model has been evaluated on an adjudicated gold set yet.")
 
