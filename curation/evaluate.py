@@ -1,6 +1,7 @@
 """Stratified scoring of model answers: accuracy on reasoning- vs knowledge-heavy questions.
 
-`score(questions, predictions)` is pure: questions are rows of a release (`id, dataset_name,
+Pure: values in, values out (reading files and release folders is
+`curation.services.evaluate`). `score(questions, predictions)`: questions are rows of a release (`id, dataset_name,
 options, answer_idx, is_reasoning`), predictions are rows `{id, predicted[, adversarial]}`
 where an answer is an option letter ("B", "(b)", "B.") or the option's text. It returns, per
 setting (`standard`, and `adversarial` when present) and per benchmark plus `all`, the
@@ -20,20 +21,15 @@ binomial quantiles (which a hand calculation gives).
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from curation import metrics
 from curation.errors import InputError
 from curation.schema import normalize_text
-
-if TYPE_CHECKING:
-    from curation.release.manifest import Manifest
 
 SETTINGS = ("standard", "adversarial")
 _LETTER_RE = re.compile(r"^\s*(?:answer\s*(?:is)?\s*[:\-]?\s*)?[\(\[]?([A-Za-z])[\)\]]?[.:)]?\s*$", re.IGNORECASE)
@@ -60,29 +56,6 @@ def parse_answer(predicted: Any, options: Mapping[str, str]) -> str | None:
     if m and m.group(1).upper() in options and normalize_text(m.group(2)) == normalize_text(options[m.group(1).upper()]):
         return m.group(1).upper()
     return None
-
-
-def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a predictions JSONL file: one `{"id", "predicted"[, "adversarial"]}` per line."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: no such predictions file")
-    from curation.ingest import read_jsonl
-
-    rows: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    for rec in read_jsonl(p):  # located errors for bad bytes, bad JSON, non-objects
-        loc, obj, lineno = rec.location, rec.data, int(rec.location.rsplit(":", 1)[1])
-        if "id" not in obj or "predicted" not in obj:
-            raise InputError("needs fields \"id\" and \"predicted\" (and optionally \"adversarial\")", location=loc)
-        qid = str(obj["id"])
-        if qid in seen:
-            raise InputError(f"id {qid!r} already predicted on line {seen[qid]}", location=loc)
-        seen[qid] = lineno
-        rows.append({"id": qid, "predicted": obj["predicted"], **({"adversarial": obj["adversarial"]} if "adversarial" in obj else {})})
-    if not rows:
-        raise InputError(f"{p}: no predictions in the file")
-    return rows
 
 
 def _options(value: Any) -> dict[str, str]:
@@ -179,15 +152,6 @@ def score(
     }
 
 
-def load_release_questions(folder: str | os.PathLike[str]) -> tuple[Manifest, list[dict[str, Any]]]:
-    """(manifest, rows of the release's `all` config) — the questions to score against."""
-    from curation.release import read_config, read_manifest
-
-    manifest = read_manifest(folder)
-    table = read_config(folder, "all").select(["id", "dataset_name", "options", "answer_idx", "is_reasoning"])
-    return manifest, table.to_pylist()
-
-
 # -- rendering ------------------------------------------------------------------------------
 
 
@@ -216,67 +180,31 @@ def table_rows(report: Mapping[str, Any]) -> list[list[str]]:
     ]
 
 
-def _notes(report: Mapping[str, Any]) -> list[str]:
-    notes = []
+def notes(report: Mapping[str, Any]) -> list[str]:
+    """What the table does not show: missing/invalid answers, unknown ids, unstratified rows."""
+    out = []
     for s in report["settings"]:
         c = report["counts"][s]
         if c["n_missing"] or c["n_invalid"]:
-            notes.append(f"{s}: {c['n_missing']} question(s) without an answer and {c['n_invalid']} answer(s) naming no option count as wrong")
+            out.append(f"{s}: {c['n_missing']} question(s) without an answer and {c['n_invalid']} answer(s) naming no option count as wrong")
     if report["n_unknown_ids"]:
-        notes.append(f"{report['n_unknown_ids']} prediction(s) for ids not in this release were ignored")
+        out.append(f"{report['n_unknown_ids']} prediction(s) for ids not in this release were ignored")
     if report["n_unstratified"]:
-        notes.append(f"{report['n_unstratified']} question(s) without is_reasoning count only in 'overall'")
-    return notes
+        out.append(f"{report['n_unstratified']} question(s) without is_reasoning count only in 'overall'")
+    return out
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as a markdown table (escape-free: only numbers and benchmark names)."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
-    notes = _notes(report)
-    if notes:
+    extra = notes(report)
+    if extra:
         lines.append("")
-        lines += [f"- {n}" for n in notes]
+        lines += [f"- {n}" for n in extra]
     lines.append("")
     lines.append(f"CIs: {report['ci_method']}, {report['n_boot']} replicates, seed {report['seed']}.")
     return "\n".join(lines) + "\n"
-
-
-def render_rich(report: Mapping[str, Any]) -> Any:
-    """A rich renderable (Table plus notes)."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title="Accuracy on knowledge- vs reasoning-heavy questions")
-    for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("setting", "benchmark") else "right")
-    for r in table_rows(report):
-        table.add_row(*[Text(c) for c in r])
-    notes = [Text(f"• {n}") for n in _notes(report)]
-    notes.append(Text(f"CIs: {report['ci_method']}, {report['n_boot']} replicates, seed {report['seed']}."))
-    return Group(table, *notes)
-
-
-def write_chart(report: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """PNG: accuracy per benchmark on the knowledge and reasoning subsets, with 95 % CIs."""
-    from curation import plots
-
-    plots.save_png(plots.accuracy_by_subset(report), path)
-
-
-def evaluate_file(
-    predictions_path: str | os.PathLike[str],
-    release_folder: str | os.PathLike[str],
-    *,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Read a predictions file and a release folder, return the report (with the release version)."""
-    manifest, questions = load_release_questions(release_folder)
-    report = score(questions, read_predictions(predictions_path), n_boot=n_boot, seed=seed)
-    report["release"] = manifest.get("version")
-    return report
 
 
 def summary_rows(report: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:

@@ -139,6 +139,24 @@ def list_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+def render_rich(report: Mapping[str, Any]) -> Any:
+    """A rich renderable (Table plus notes)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from curation import evaluate as ev
+
+    table = Table(title="Accuracy on knowledge- vs reasoning-heavy questions")
+    for h in ev.HEADERS:
+        table.add_column(h, justify="left" if h in ("setting", "benchmark") else "right")
+    for r in ev.table_rows(report):
+        table.add_row(*[Text(c) for c in r])
+    notes = [Text(f"• {n}") for n in ev.notes(report)]
+    notes.append(Text(f"CIs: {report['ci_method']}, {report['n_boot']} replicates, seed {report['seed']}."))
+    return Group(table, *notes)
+
+
 def evaluate(
     predictions: Annotated[Path, typer.Argument(help="JSONL: {\"id\", \"predicted\"[, \"adversarial\"]} per line.")],
     release: Annotated[Path, typer.Option("--release", help="A built release folder, e.g. exports/v1.0.")],
@@ -149,18 +167,19 @@ def evaluate(
 ) -> None:
     """Score model answers on a release's reasoning and knowledge subsets (bootstrap CIs, gap)."""
     from curation import evaluate as ev
+    from curation.services.evaluate import evaluate_file, write_chart
 
     if fmt not in ("rich", "markdown", "json"):
         raise InputError(f"--format {fmt!r} is not rich, markdown or json")
-    report = ev.evaluate_file(predictions, release, n_boot=n_boot, seed=seed)
+    report = evaluate_file(predictions, release, n_boot=n_boot, seed=seed)
     if chart is not None:
-        ev.write_chart(report, chart)
+        write_chart(report, chart)
     if fmt == "json":
         print_json(report)
     elif fmt == "markdown":
         sys.stdout.write(ev.render_markdown(report))
     else:
-        console.print(ev.render_rich(report))
+        console.print(render_rich(report))
     if chart is not None and fmt != "json":
         console.print(f"chart: {chart}", highlight=False, markup=False)
 

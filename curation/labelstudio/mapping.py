@@ -27,13 +27,38 @@ from typing import Any
 
 from curation.config import labeling_config_dir
 from curation.errors import ConfigError, InputError
-from curation.schema import LABELS
-from curation.store import labelstudio as ls_store
-from curation.store.annotations import Annotation
+from curation.schema import LABELS, Annotation
 
 CONFIG_DIR = labeling_config_dir()
 DEFAULT_CONFIG = "reasoning_knowledge"
 FROM_LABEL, FROM_CONFIDENCE, FROM_RATIONALE, TO_NAME = "label", "confidence", "rationale", "question"
+
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """One pushed task: where it lives and which question it carries."""
+
+    task_id: int
+    question_id: str
+    batch_id: str | None
+    suggestion_shown: bool
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One Label Studio annotation version (or deletion) already stored as a label row."""
+
+    server: str
+    project_id: int
+    ls_annotation_id: int
+    updated_at: str
+    kind: str  # 'version' | 'deleted'
+    task_id: int
+    question_id: str
+    annotator: str
+    event_id: str
+    seen_at: datetime
 
 
 def config_path(name: str = DEFAULT_CONFIG) -> Path:
@@ -157,7 +182,7 @@ def annotation_to_row(
     *,
     server: str,
     project_id: int,
-    task: ls_store.TaskRef,
+    task: TaskRef,
     annotator: str,
     guidelines_version: str | None,
 ) -> Annotation:
@@ -221,7 +246,7 @@ class PagePlan:
     """What one page of the listing adds to the store."""
 
     rows: list[Annotation] = field(default_factory=list)
-    versions: list[ls_store.VersionRow] = field(default_factory=list)
+    versions: list[VersionRow] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
 
@@ -231,7 +256,7 @@ def plan_page(
     *,
     server: str,
     project_id: int,
-    task_map: Mapping[int, ls_store.TaskRef],
+    task_map: Mapping[int, TaskRef],
     users: Mapping[int, str],
     known: set[tuple[int, str]],
     guidelines_version: str | None,
@@ -280,7 +305,7 @@ def plan_page(
                 plan.problems.append(str(exc))
                 continue
             plan.rows.append(row)
-            plan.versions.append(ls_store.VersionRow(
+            plan.versions.append(VersionRow(
                 server=server, project_id=project_id, ls_annotation_id=ann_id, updated_at=updated,
                 kind="version", task_id=task_id, question_id=ref.question_id, annotator=annotator,
                 event_id=row.event_id, seen_at=now,
@@ -289,16 +314,16 @@ def plan_page(
 
 
 def plan_deletions(
-    live: Mapping[int, ls_store.VersionRow],
+    live: Mapping[int, VersionRow],
     seen: set[int],
     *,
     server: str,
     project_id: int,
-    task_map: Mapping[int, ls_store.TaskRef],
+    task_map: Mapping[int, TaskRef],
     rows_by_event: Mapping[str, Annotation],
     guidelines_version: str | None,
     now: datetime,
-) -> tuple[list[Annotation], list[ls_store.VersionRow]]:
+) -> tuple[list[Annotation], list[VersionRow]]:
     """Rows for annotations stored before but absent from a complete listing (pure).
 
     `live` is the latest stored version of each annotation not yet seen deleted (after
@@ -307,12 +332,12 @@ def plan_deletions(
     of that task, in which case its latest one is restated as a new `label` row.
     """
     rows: list[Annotation] = []
-    versions: list[ls_store.VersionRow] = []
+    versions: list[VersionRow] = []
     gone = sorted(aid for aid in live if aid not in seen)
     remaining = {aid: v for aid, v in live.items() if aid in seen}
     for aid in gone:
         v = live[aid]
-        ref = task_map.get(v.task_id) or ls_store.TaskRef(v.task_id, v.question_id, None, False)
+        ref = task_map.get(v.task_id) or TaskRef(v.task_id, v.question_id, None, False)
         others = sorted(
             (o for o in remaining.values()
              if o.task_id == v.task_id and o.annotator == v.annotator),
@@ -334,7 +359,7 @@ def plan_deletions(
             rationale=rationale, source_ref=ref_text, guidelines_version=guidelines_version,
             suggestion_shown=ref.suggestion_shown, batch_id=ref.batch_id,
         ))
-        versions.append(ls_store.VersionRow(
+        versions.append(VersionRow(
             server=server, project_id=project_id, ls_annotation_id=aid, updated_at=v.updated_at,
             kind="deleted", task_id=v.task_id, question_id=v.question_id, annotator=v.annotator,
             event_id=event_id, seen_at=now,

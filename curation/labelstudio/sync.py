@@ -67,6 +67,7 @@ from curation.labelstudio.api import (
 )
 from curation.labelstudio.mapping import (
     PagePlan,
+    TaskRef,
     instructions_html,
     load_label_config,
     plan_deletions,
@@ -222,7 +223,7 @@ def _reconcile_tasks(store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef
 
     def adopt(con: Any) -> None:
         known_q = ls_store.existing_questions(con, list(found.values()))
-        refs = [ls_store.TaskRef(tid, q, None, ref.show_suggestions)
+        refs = [TaskRef(tid, q, None, ref.show_suggestions)
                 for tid, q in sorted(found.items()) if q in known_q]
         ls_store.add_tasks(con, server, ref.project_id, refs, now)
 
@@ -257,13 +258,13 @@ def _import_tasks(
             payload.append(task)
         ids = api.import_tasks(ref.project_id, payload)
         refs = [
-            ls_store.TaskRef(tid, it["question_id"], batch_id,
+            TaskRef(tid, it["question_id"], batch_id,
                              show and it["suggestion_label"] is not None)
             for tid, it in zip(ids, chunk, strict=True)
         ]
         pid = ref.project_id
 
-        def record(con: Any, refs: list[ls_store.TaskRef] = refs, pid: int = pid) -> int:
+        def record(con: Any, refs: list[TaskRef] = refs, pid: int = pid) -> int:
             return ls_store.add_tasks(con, server, pid, refs, now)
 
         store.run(record)
@@ -395,7 +396,7 @@ class _PullProgress:
 
 def _pull_pages(
     store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, users: Mapping[int, str],
-    tmap: Mapping[int, ls_store.TaskRef], known: set[tuple[int, str]], progress: _PullProgress,
+    tmap: Mapping[int, TaskRef], known: set[tuple[int, str]], progress: _PullProgress,
     *, page_size: int, now: datetime,
 ) -> None:
     """Store every page of the project's listing, each page in one transaction."""
@@ -421,7 +422,7 @@ def _pull_pages(
 
 
 def _record_deletions(
-    con: Any, server: str, ref: ls_store.ProjectRef, tmap: Mapping[int, ls_store.TaskRef],
+    con: Any, server: str, ref: ls_store.ProjectRef, tmap: Mapping[int, TaskRef],
     progress: _PullProgress, *, now: datetime,
 ) -> tuple[int, int]:
     """Write the rows of annotations gone from the complete listing and the sync log entry
@@ -453,7 +454,7 @@ def _pull_project(
     server = api.conn.server
     started = time.monotonic()
 
-    def load(con: Any) -> tuple[dict[int, ls_store.TaskRef], set[tuple[int, str]]]:
+    def load(con: Any) -> tuple[dict[int, TaskRef], set[tuple[int, str]]]:
         return (ls_store.task_map(con, server, ref.project_id),
                 ls_store.known_versions(con, server, ref.project_id))
 

@@ -10,9 +10,7 @@ them are people's labels is `curation.rules` (`HUMAN_SOURCES`, spliced in by
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,37 +18,11 @@ import duckdb
 
 from curation import rules
 from curation.errors import InputError
-from curation.schema import LABELS
+from curation.schema import LABELS, Annotation
 from curation.store.sql import in_list
 
-
-@dataclass(frozen=True)
-class Annotation:
-    question_id: str
-    annotator: str
-    action: str  # 'label' | 'retract' | 'skip'
-    label: str | None
-    source: str  # one of rules.ANNOTATION_SOURCES ('app' | 'label_studio' | 'import')
-    created_at: datetime
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    confidence: int | None = None
-    rationale: str | None = None
-    source_ref: str | None = None
-    guidelines_version: str | None = None
-    suggestion_shown: bool = False
-    batch_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.action not in ("label", "retract", "skip"):
-            raise InputError(f"action {self.action!r} is not label, retract or skip")
-        if self.action == "label" and self.label not in LABELS:
-            raise InputError(f"label {self.label!r} is not one of {', '.join(LABELS)}")
-        if self.action != "label" and self.label is not None:
-            raise InputError(f"a {self.action} row carries no label")
-        if self.confidence is not None and self.confidence not in (1, 2, 3):
-            raise InputError(f"confidence {self.confidence!r} is not 1, 2 or 3")
-        if self.source not in rules.ANNOTATION_SOURCES:
-            raise InputError(f"source {self.source!r} is not one of {', '.join(rules.ANNOTATION_SOURCES)}")
+__all__ = ["Annotation", "CURRENT_LABELS_SQL", "GOLD_IDS_SQL", "adjudicate", "append",
+           "current_adjudications", "current_labels", "human_sql", "reference_sql"]
 
 
 _COLUMNS = (

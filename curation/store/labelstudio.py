@@ -23,7 +23,8 @@ from typing import Any
 import duckdb
 
 from curation.errors import InputError
-from curation.store.annotations import Annotation
+from curation.labelstudio.mapping import TaskRef, VersionRow
+from curation.schema import Annotation
 
 
 @dataclass(frozen=True)
@@ -37,32 +38,6 @@ class ProjectRef:
     show_suggestions: bool
     guidelines_version: str | None
     created_at: datetime
-
-
-@dataclass(frozen=True)
-class TaskRef:
-    """One pushed task: where it lives and which question it carries."""
-
-    task_id: int
-    question_id: str
-    batch_id: str | None
-    suggestion_shown: bool
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """One Label Studio annotation version (or deletion) already stored as a label row."""
-
-    server: str
-    project_id: int
-    ls_annotation_id: int
-    updated_at: str
-    kind: str  # 'version' | 'deleted'
-    task_id: int
-    question_id: str
-    annotator: str
-    event_id: str
-    seen_at: datetime
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

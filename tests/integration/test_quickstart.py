@@ -6,6 +6,7 @@ checks what it built, then stops it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -68,3 +69,15 @@ def test_demo_command_as_written(tmp_path: Path) -> None:
     stats = Store(db).run(qstore.stats)
     assert stats["questions"] == 7358, output[-3000:]
     assert stats["labels"]["by_label"]["reasoning"] >= 1291
+    # the demo's release says what its numbers are: the classifier trained on the MedXpertQA
+    # authors' tags, so those rows are in-sample and the tags are a reference, not human labels
+    release = tmp_path / "exports" / "v0.1.0-demo"
+    manifest = json.loads((release / "manifest.json").read_text(encoding="utf-8"))
+    card = (release / "README.md").read_text(encoding="utf-8")
+    mxp = next(b for b in manifest["benchmarks"] if b["benchmark"] == "medxpertqa")
+    assert mxp["n_in_model_training"] == mxp["n"] == 1700  # every MedXpertQA row was a training label
+    assert mxp["n_reference_labeled"] == 1700 and mxp["n_human_labeled"] == 0  # tags are not human labels
+    assert manifest["provenance"]["reference_sources"] == [{"name": "medxpertqa_authors", "n_questions": 1700}]
+    for column in ("`source_label`", "`source_label_origin`", "`in_model_training`", "**in-sample**"):
+        assert column in card
+    assert "gold items the model never trained on" in card or "held-out agreement with humans is not available" in card

@@ -9,7 +9,9 @@ import pytest
 from scipy.stats import binom
 
 from curation import evaluate as ev
+from curation.cli.release import render_rich
 from curation.errors import InputError
+from curation.services import evaluate as sev
 
 pytestmark = pytest.mark.unit
 
@@ -124,10 +126,10 @@ def test_renderings(tmp_path: Path) -> None:
     from rich.console import Console
 
     console = Console(record=True, width=200)
-    console.print(ev.render_rich(rep))
+    console.print(render_rich(rep))
     assert "90.0" in console.export_text()
     png = tmp_path / "acc.png"
-    ev.write_chart(rep, png)
+    sev.write_chart(rep, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -135,13 +137,13 @@ def test_read_predictions_errors_name_the_line(tmp_path: Path) -> None:
     p = tmp_path / "p.jsonl"
     p.write_text('{"id": "x", "predicted": "A"}\n{"id": "x", "predicted": "B"}\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"p.jsonl:2: id 'x' already predicted on line 1"):
-        ev.read_predictions(p)
+        sev.read_predictions(p)
     p.write_text('{"id": "x"}\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"p.jsonl:1: needs fields"):
-        ev.read_predictions(p)
+        sev.read_predictions(p)
     p.write_text("not json\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"p.jsonl:1: not valid JSON"):
-        ev.read_predictions(p)
+        sev.read_predictions(p)
 
 
 def test_release_without_model_cannot_be_stratified() -> None:

@@ -11,7 +11,7 @@ import pytest
 from curation import labelstudio as lsmod
 from curation.errors import ConfigError, InputError
 from curation.store.annotations import Annotation
-from curation.store.labelstudio import TaskRef, VersionRow
+from curation.labelstudio.mapping import TaskRef, VersionRow
 
 pytestmark = pytest.mark.unit
 

@@ -29,13 +29,10 @@ def _report(db: str, n_boot: int, n_annotation_rows: int) -> dict[str, Any]:
     return agreement_summary(store, n_boot=n_boot)
 
 
-data = store.run(lambda con: {
-    "all": queue.all_current_labels(con),
-    "per_day": queue.labels_per_day(con),
-    "n_rows": queue.annotation_count(con),
-})
+current, per_day, n_rows = store.run(lambda con: (
+    queue.all_current_labels(con), queue.labels_per_day(con), queue.annotation_count(con)))
 n_boot = st.select_slider("Bootstrap resamples", options=[200, 500, 1000, 2000], value=1000)
-report = _report(str(store.path), n_boot, data["n_rows"])
+report = _report(str(store.path), n_boot, n_rows)
 if not report["n_rows"]:
     st.info("No labels on gold items yet (benchmark tags do not count: only people are raters). "
             "Draw a gold set on **Assignment** and label it.")
@@ -107,6 +104,6 @@ else:
 st.subheader("Charts")
 coef = st.selectbox("Coefficient per benchmark", plots.COEFFICIENTS, index=0)
 st.altair_chart(plots.agreement_per_benchmark(report["per_group"], coef), width="stretch")
-st.altair_chart(plots.reasoning_share(data["all"]), width="stretch")
-if data["per_day"]:
-    st.altair_chart(plots.labels_per_day(data["per_day"]), width="stretch")
+st.altair_chart(plots.reasoning_share(current), width="stretch")
+if per_day:
+    st.altair_chart(plots.labels_per_day(per_day), width="stretch")
