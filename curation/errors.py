@@ -52,3 +52,8 @@ class NotFoundError(CurationError):
 
 class PermissionDenied(CurationError):
     """The current user's role does not allow the action."""
+
+
+class ConflictError(CurationError):
+    """An action made on an out-of-date screen (another tab, a stale keypress) would change
+    something other than what the person saw; nothing was changed."""

@@ -22,11 +22,11 @@ from typing import Any, NamedTuple, TypeVar
 
 import duckdb
 
-from curation import assign
-from curation.errors import InputError, NotFoundError, PermissionDenied
+from curation import assign, rules
+from curation.errors import ConflictError, InputError, NotFoundError, PermissionDenied
 from curation.schema import LABELS
 from curation.store import Store, path_of, utcnow
-from curation.store.annotations import Annotation, append
+from curation.store.annotations import Annotation, append, current_labels, human_sql
 from curation.store.batches import BatchItem, create_batch
 
 _QUEUE_LOCK = threading.RLock()
@@ -59,7 +59,8 @@ def _run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) 
 
 
 # Per (question, annotator): latest action of any kind, and latest label/retract action.
-# Ordered like `annotations.current_labels` (created_at, then seq).
+# Ordered like `annotations.current_labels` (created_at, then seq). Only people's rows
+# count: an imported benchmark tag never fills an overlap slot (`curation.rules`).
 _STATE_CTE = """
 items AS (
     SELECT bi.batch_id, bi.question_id, bi.position, bi.suggestion_label, bi.suggestion_prob,
@@ -71,7 +72,7 @@ st AS (
            arg_max(action, (created_at, seq)) AS last_action,
            arg_max(action, (created_at, seq)) FILTER (WHERE action IN ('label', 'retract')) AS last_lab
     FROM annotations
-    WHERE question_id IN (SELECT question_id FROM items)
+    WHERE question_id IN (SELECT question_id FROM items) AND {human}
     GROUP BY ALL
 ),
 lab AS (
@@ -151,9 +152,14 @@ class _QueueIndex:
         self.latest_lab: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
         self.n_labels: dict[str, int] = {}
 
-    def _fold(self, rows: list[tuple[int, str, str, str, datetime]]) -> None:
+    def _fold(self, rows: list[tuple[int, str, str, str, datetime, str]]) -> None:
         latest, latest_lab, n_labels = self.latest, self.latest_lab, self.n_labels
-        for seq, qid, ann, action, created_at in rows:
+        is_human = rules.is_human
+        for seq, qid, ann, action, created_at, source in rows:
+            self.last_seq = max(self.last_seq, seq)
+            self.seq_sum += seq
+            if not is_human(source):
+                continue  # an imported tag is a reference, never a rater: it takes no slot
             key = (created_at, seq)
             pair = (qid, ann)
             cur = latest.get(pair)
@@ -167,8 +173,6 @@ class _QueueIndex:
                     now_label = action == "label"
                     if was != now_label:
                         n_labels[qid] = n_labels.get(qid, 0) + (1 if now_label else -1)
-            self.last_seq = max(self.last_seq, seq)
-            self.seq_sum += seq
         self.n_rows += len(rows)
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -187,7 +191,7 @@ class _QueueIndex:
         if (n_rows, seq_sum) == (self.n_rows, self.seq_sum):
             return
         new = con.execute(
-            "SELECT seq, question_id, annotator, action, created_at FROM annotations WHERE seq > ?",
+            "SELECT seq, question_id, annotator, action, created_at, source FROM annotations WHERE seq > ?",
             [self.last_seq],
         ).fetchall()
         if (self.n_rows + len(new), self.seq_sum + sum(r[0] for r in new)) != (n_rows, seq_sum):
@@ -195,7 +199,7 @@ class _QueueIndex:
             self.reset()
             self.items, self.items_sig = items, sig
             new = con.execute(
-                "SELECT seq, question_id, annotator, action, created_at FROM annotations"
+                "SELECT seq, question_id, annotator, action, created_at, source FROM annotations"
             ).fetchall()
         self._fold(new)
 
@@ -338,7 +342,7 @@ def candidates(
     latest: dict[tuple[str, str], str] = {}
     latest_lab: dict[tuple[str, str], str] = {}
     for qid, ann, action in con.execute(
-        "SELECT question_id, annotator, action FROM annotations ORDER BY created_at, seq"
+        f"SELECT question_id, annotator, action FROM annotations WHERE {human_sql()} ORDER BY created_at, seq"
     ).fetchall():
         latest[(qid, ann)] = action
         if action in ("label", "retract"):
@@ -432,8 +436,11 @@ def submit(
 ) -> bool:
     """Record a label or a skip for a question the annotator was assigned.
 
-    Returns True if a row was added, False if `event_id` was already stored (double submit).
-    Raises PermissionDenied if the question was never assigned to this annotator.
+    Returns True if a row was added, False if `event_id` was already stored (double submit,
+    a replayed event). Raises PermissionDenied if the question was never assigned to this
+    annotator, and ConflictError (naming the question and what is stored) if the annotator
+    has already finished it: their latest row for it is a label or a skip, e.g. made in
+    another tab. After an undo (a `retract` is the latest row) it may be labeled again.
     Whether a suggestion was shown is decided here from the batch (never on gold).
     """
     if action not in ("label", "skip"):
@@ -443,6 +450,23 @@ def submit(
     # Small indexed lookups: DuckDB runs these ~5x faster than one query joining them.
     if con.execute("SELECT 1 FROM annotations WHERE event_id = ?", [event_id]).fetchall():
         return False
+    # "finished" as the queue counts it (`assign.Candidate.done_by_me`): the latest own row
+    last = con.execute(
+        "SELECT action, label, source, created_at FROM annotations WHERE question_id = ? AND annotator = ? "
+        "ORDER BY created_at DESC, seq DESC LIMIT 1",
+        [question_id, annotator],
+    ).fetchall()
+    if last and last[0][0] in ("label", "skip"):
+        done, done_label, source, at = last[0]
+        what = f"labeled {done_label!r}" if done == "label" else "skipped"
+        when = f"{at:%H:%M:%S} UTC" if at.date() == (now or utcnow()).date() else f"{at:%Y-%m-%d %H:%M:%S} UTC"
+        where, fix = (
+            (" (another tab or window?)", "Use Undo to change it.") if source == "app"
+            else (f" in {source}", f"Change it in {source}.")
+        )
+        raise ConflictError(
+            f"question {question_id} was already {what} by you{where} at {when}; nothing changed. {fix}"
+        )
     leased = con.execute(
         "SELECT batch_id FROM assignments WHERE annotator = ? AND question_id = ? "
         "ORDER BY assigned_at DESC LIMIT 1",
@@ -475,17 +499,39 @@ def submit(
     return append(con, [row]) == 1
 
 
+def _own_app_latest(con: duckdb.DuckDBPyConnection, annotator: str) -> list[dict[str, Any]]:
+    """Per question, the annotator's latest app row (`assign.undo_target`'s input)."""
+    cur = con.execute(
+        """SELECT question_id, arg_max(action, (created_at, seq)) AS action, max(seq) AS seq,
+                  arg_max(batch_id, (created_at, seq)) AS batch_id
+           FROM annotations WHERE annotator = ? AND source = 'app' GROUP BY question_id""",
+        [annotator],
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def undo_preview(con: duckdb.DuckDBPyConnection, annotator: str) -> str | None:
+    """The question `undo` would re-open now, or None: what the page shows as "Undo last"."""
+    return assign.undo_target(_own_app_latest(con, annotator))
+
+
 def undo(
     con: duckdb.DuckDBPyConnection,
     annotator: str,
     *,
     event_id: str,
+    expected: str | None = None,
     now: datetime | None = None,
     lease_minutes: float | None = None,
 ) -> str | None:
     """Take back the annotator's most recent label or skip made in the app (a `retract` row)
     and lease that question to them again. Returns its id, or None if nothing to undo.
 
+    `expected`: the question the screen showed as the action to undo when it was drawn
+    (`undo_preview` then), `""` if it showed nothing to undo, None for no check. If the
+    target is now a different question (another tab acted, or a keypress was meant for an
+    older screen), ConflictError names both and nothing changes.
     Idempotent by `event_id`; repeated undos (new event ids) walk further back.
     """
     now = now or utcnow()
@@ -494,15 +540,19 @@ def undo(
     ).fetchall()
     if prior:
         return str(prior[0][0])
-    cur = con.execute(
-        """SELECT question_id, arg_max(action, (created_at, seq)) AS action, max(seq) AS seq,
-                  arg_max(batch_id, (created_at, seq)) AS batch_id
-           FROM annotations WHERE annotator = ? AND source = 'app' GROUP BY question_id""",
-        [annotator],
-    )
-    names = [d[0] for d in cur.description]
-    latest = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    latest = _own_app_latest(con, annotator)
     target = assign.undo_target(latest)
+    if expected is not None and (target or "") != expected:
+        shown = f"not {expected} shown on this screen" if expected else "while this screen showed nothing to undo"
+        if target is None:
+            raise ConflictError(
+                f"Undo not applied: question {expected} shown on this screen has no label or skip of "
+                "yours left to undo (undone in another tab or window?); nothing changed."
+            )
+        raise ConflictError(
+            f"Undo not applied: your last action is now question {target}, {shown}. "
+            f"Press U again to undo {target}."
+        )
     if target is None:
         return None
     batch_id = next(r["batch_id"] for r in latest if r["question_id"] == target)
@@ -555,15 +605,22 @@ def submit_and_next(
 
 
 def undo_and_next(
-    store: Store, annotator: str, *, event_id: str, lease_minutes: float | None = None
+    store: Store, annotator: str, *, event_id: str, expected: str | None = None,
+    lease_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """Undo the last label/skip and return the re-opened question (served first)."""
+    """Undo the last label/skip and return the re-opened question (served first).
+
+    `expected` as in `undo`. Adds `"undone"` (the re-opened question or None) and
+    `"undo_next"` (what a further undo would re-open: `undo_preview` after this one).
+    """
 
     def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         now = utcnow()
-        target = undo(con, annotator, event_id=event_id, now=now, lease_minutes=lease_minutes)
+        target = undo(con, annotator, event_id=event_id, expected=expected, now=now,
+                      lease_minutes=lease_minutes)
         out = next_task(con, annotator, now=now, lease_minutes=lease_minutes)
         out["undone"] = target
+        out["undo_next"] = undo_preview(con, annotator)
         return out
 
     return _run_serialized(store, work)
@@ -636,7 +693,7 @@ def batch_status(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None)
     """Per batch: items, overlap, labels needed/done, complete items, active leases."""
     now = now or utcnow()
     cur = con.execute(
-        f"""WITH {_STATE_CTE}
+        f"""WITH {_STATE_CTE.replace("{human}", human_sql())}
         SELECT batch_id, any_value(kind) AS kind, any_value(overlap) AS overlap,
                any_value(batch_created_at) AS created_at, count(*) AS items,
                sum(least(n_labels, overlap)) AS labels_done, sum(overlap) AS labels_needed,
@@ -689,18 +746,6 @@ def my_history(con: duckdb.DuckDBPyConnection, annotator: str, limit: int = 50) 
 
 # -- reads for agreement, adjudication, exports and plots ---------------------------------
 
-_CURRENT_SQL = """
-    SELECT a.question_id, a.annotator, a.label, a.confidence, a.rationale, a.source,
-           a.created_at, q.dataset_name
-    FROM (
-        SELECT *, row_number() OVER (
-            PARTITION BY question_id, annotator ORDER BY created_at DESC, seq DESC) AS rn
-        FROM annotations WHERE action IN ('label', 'retract') {where}
-    ) a JOIN questions q ON q.id = a.question_id
-    WHERE a.rn = 1 AND a.action = 'label'
-    ORDER BY a.question_id, a.annotator
-"""
-
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
@@ -708,15 +753,19 @@ def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def gold_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Current labels (any source) on questions of gold batches, with benchmark and rationale."""
-    where = """AND question_id IN (SELECT bi.question_id FROM batch_items bi
-                                   JOIN batches b ON b.id = bi.batch_id WHERE b.kind = 'gold')"""
-    return _dicts(con.execute(_CURRENT_SQL.format(where=where)))
+    """People's current labels on questions of gold batches (the raters: `curation.rules`),
+    with benchmark and rationale. Imported benchmark tags are not among them."""
+    return current_labels(con, gold_only=True)
+
+
+def gold_reference_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Imported benchmark tags on gold questions (a reference beside the human labels)."""
+    return current_labels(con, gold_only=True, origin="reference")
 
 
 def all_current_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Current labels of every question (any source), with benchmark."""
-    return _dicts(con.execute(_CURRENT_SQL.format(where="")))
+    """People's current labels of every question, with benchmark."""
+    return current_labels(con)
 
 
 def gold_questions(con: duckdb.DuckDBPyConnection, question_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -740,6 +789,11 @@ def annotation_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "SELECT a.*, q.dataset_name FROM annotations a LEFT JOIN questions q ON q.id = a.question_id "
         "ORDER BY a.seq"
     ))
+
+
+def annotation_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Annotation rows so far (append-only: a new count means something changed)."""
+    return int(con.execute("SELECT count(*) FROM annotations").fetchall()[0][0])
 
 
 def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -136,6 +136,14 @@ def log_in(browser, url: str, name: str):
     return ctx, page
 
 
+def wait_idle(page) -> None:
+    """Wait until the page's script run is over, so the action buttons on screen are those of
+    the question shown. (They are keyed per render: a key pressed while the previous
+    question's buttons are still drawn goes to them, and records nothing new.)"""
+    expect(page.locator("[data-test-script-state]")).to_have_attribute(
+        "data-test-script-state", "notRunning")
+
+
 def label_queue_with_keys(page, labels: dict[str, str], shots: Path, who: str) -> list[str]:
     """Press 1/2 for each served question until the queue is empty."""
     done: list[str] = []
@@ -143,6 +151,7 @@ def label_queue_with_keys(page, labels: dict[str, str], shots: Path, who: str) -
         empty = page.get_by_text("Your queue is empty")
         caption = page.get_by_text("· gold set · question ")
         expect(caption.or_(empty)).to_be_visible()
+        wait_idle(page)
         if empty.is_visible():
             break
         qid = caption.inner_text().rsplit(" ", 1)[-1]
@@ -153,10 +162,12 @@ def label_queue_with_keys(page, labels: dict[str, str], shots: Path, who: str) -
             # S skips, U brings the same question back
             page.keyboard.press("s")
             expect(page.get_by_text("1 done,")).to_be_visible()
+            wait_idle(page)
             page.evaluate("() => document.activeElement && document.activeElement.blur()")
             page.keyboard.press("u")
             expect(page.get_by_text("0 done,")).to_be_visible()
             expect(page.get_by_text(f"· question {qid}", exact=False)).to_be_visible()
+            wait_idle(page)
             page.evaluate("() => document.activeElement && document.activeElement.blur()")
         page.keyboard.press("1" if labels[qid] == "reasoning" else "2")
         expect(page.get_by_text(f"{len(done) + 1} done,")).to_be_visible()

@@ -84,7 +84,14 @@ def test_login_failure_and_success(app_store: Store) -> None:
 
 
 def _keys(at: AppTest) -> set[str]:
-    return {b.key for b in at.button if b.key}
+    """Button keys without the render's event id (action buttons are keyed per render)."""
+    event = at.session_state["lab_event"] if "lab_event" in at.session_state else None
+    return {b.key.removesuffix(f"_{event}") for b in at.button if b.key}
+
+
+def press(at: AppTest, name: str) -> AppTest:
+    """Click an action button of the current render (its key carries the render's event id)."""
+    return at.button(key=f"{name}_{at.session_state['lab_event']}").click().run()
 
 
 def test_login_is_rate_limited(app_store: Store) -> None:
@@ -161,15 +168,17 @@ def test_label_every_action_and_undo(app_store: Store) -> None:
     first = at.session_state["lab_task"]["question_id"]
     at.segmented_control(key=f"lab_conf_{at.session_state['lab_event']}").set_value("3")
     at.text_input(key=f"lab_rat_{at.session_state['lab_event']}").input("diagnosis then mechanism")
-    at.button(key="btn_reasoning").click().run()
+    press(at, "btn_reasoning")
     second = at.session_state["lab_task"]["question_id"]
     assert second != first
-    at.button(key="btn_knowledge").click().run()
+    press(at, "btn_knowledge")
     third = at.session_state["lab_task"]["question_id"]
-    at.button(key="btn_skip").click().run()
+    press(at, "btn_skip")
     assert at.session_state["lab_progress"][:2] == (3, 1)
     assert at.get("progress")[0].value == 75
-    at.button(key="btn_undo").click().run()  # takes back the skip
+    undo = at.button(key=f"btn_undo_{at.session_state['lab_event']}")
+    assert undo.help == f"Undo your last action (question {third})"
+    press(at, "btn_undo")  # takes back the skip
     assert at.session_state["lab_task"]["question_id"] == third
     assert at.session_state["lab_progress"][:2] == (2, 2)
 
@@ -185,8 +194,8 @@ def test_label_every_action_and_undo(app_store: Store) -> None:
     assert all(r["batch_id"] == "gold-1" for r in rows)
 
     # finish the queue: the page says so
-    at.button(key="btn_reasoning").click().run()
-    at.button(key="btn_reasoning").click().run()
+    press(at, "btn_reasoning")
+    press(at, "btn_reasoning")
     assert at.session_state["lab_task"] is None
     assert any("queue is empty" in s.value for s in at.success)
 
@@ -217,17 +226,92 @@ def test_overlap_two_annotators_share_items(app_store: Store) -> None:
     for name, at in (("ann1", a1), ("ann2", a2)):
         while at.session_state["lab_task"] is not None:
             seen[name].append(at.session_state["lab_task"]["question_id"])
-            at.button(key="btn_reasoning").click().run()
+            press(at, "btn_reasoning")
     assert sorted(seen["ann1"]) == sorted(seen["ann2"]) == ["q0", "q1"]
 
 
 def test_progress_page_shows_only_own_work(app_store: Store) -> None:
     seed(app_store)
     at = login("ann1")
-    at.button(key="btn_reasoning").click().run()
+    press(at, "btn_reasoning")
     other = login("ann2")
-    other.button(key="btn_knowledge").click().run()
+    press(other, "btn_knowledge")
     at.switch_page("pages/progress.py").run()
     assert at.metric[0].value == "1"
     frame = at.dataframe[0].value
     assert list(frame["action"]) == ["label"] and list(frame["label"]) == ["reasoning"]
+
+
+def _rows(store: Store) -> list[tuple[str, str, str | None]]:
+    return [(r["question_id"], r["action"], r["label"]) for r in store.run(q.annotation_rows)]
+
+
+def test_action_buttons_are_keyed_per_render(app_store: Store) -> None:
+    seed(app_store, n=3, overlap=1)
+    at = login("ann1")
+    old = at.session_state["lab_event"]
+    press(at, "btn_reasoning")
+    keys = {b.key for b in at.button}
+    new = at.session_state["lab_event"]
+    assert new != old and f"btn_reasoning_{new}" in keys and f"btn_reasoning_{old}" not in keys
+
+
+@pytest.mark.parametrize("order", [("btn_reasoning", "btn_undo"), ("btn_undo", "btn_reasoning")])
+def test_label_and_undo_in_one_rerun_never_undo_the_previous_question(
+    app_store: Store, order: tuple[str, str]
+) -> None:
+    """`1` then `U` faster than the page answers: the browser delivers both presses in one
+    rerun and Streamlit runs their callbacks in no set order. The label lands on the question
+    on screen; the undo, which this screen offered for the previous question, is refused."""
+    seed(app_store, n=4, overlap=1)
+    at = login("ann1")
+    q0 = at.session_state["lab_task"]["question_id"]
+    press(at, "btn_knowledge")
+    q1 = at.session_state["lab_task"]["question_id"]
+    event = at.session_state["lab_event"]
+    buttons = [at.button(key=f"{name}_{event}").click() for name in order]
+    # Streamlit runs callbacks in the order of the rerun's widget states; AppTest always
+    # sends them in render order, so put the two triggers last, in the order given.
+    states = at._tree.get_widget_states()
+    ids = [b.id for b in buttons]
+    ordered = [w for w in states.widgets if w.id not in ids]
+    ordered += sorted((w for w in states.widgets if w.id in ids), key=lambda w: ids.index(w.id))
+    assert [w.id for w in ordered[-2:]] == ids
+    del states.widgets[:]
+    states.widgets.extend(ordered)
+    at._run(states)
+    assert _rows(app_store) == [(q0, "label", "knowledge"), (q1, "label", "reasoning")]
+    assert [e.value for e in at.error] == [
+        f"Undo not applied: your last action is now question {q1}, not {q0} shown on this screen. "
+        f"Press U again to undo {q1}."]
+    assert at.session_state["lab_task"]["question_id"] not in (q0, q1)
+    undo = at.button(key=f"btn_undo_{at.session_state['lab_event']}")
+    assert undo.help == f"Undo your last action (question {q1})"
+    press(at, "btn_undo")  # as the message says: U again takes back q1
+    assert _rows(app_store)[-1] == (q1, "retract", None)
+    assert at.session_state["lab_task"]["question_id"] == q1 and not at.error
+
+
+def test_two_tabs_of_one_annotator_conflict_is_shown_not_applied(app_store: Store) -> None:
+    seed(app_store, n=4, overlap=1)
+    tab_a, tab_b = login("ann1"), login("ann1")
+    shown = tab_a.session_state["lab_task"]["question_id"]
+    assert tab_b.session_state["lab_task"]["question_id"] == shown
+    press(tab_a, "btn_reasoning")
+    press(tab_b, "btn_knowledge")  # tab B still shows `shown`
+    assert len(tab_b.error) == 1
+    assert tab_b.error[0].value.startswith(
+        f"question {shown} was already labeled 'reasoning' by you (another tab or window?) at ")
+    assert _rows(app_store) == [(shown, "label", "reasoning")]
+    # tab B now shows the truth: the next question, and tab A's label as the one to undo
+    assert tab_b.session_state["lab_task"]["question_id"] == tab_a.session_state["lab_task"]["question_id"]
+    assert tab_b.button(key=f"btn_undo_{tab_b.session_state['lab_event']}").help == (
+        f"Undo your last action (question {shown})")
+    # tab A labels the next one; tab B's undo, still offering `shown`, is refused
+    nxt = tab_a.session_state["lab_task"]["question_id"]
+    press(tab_a, "btn_knowledge")
+    press(tab_b, "btn_undo")
+    assert [e.value for e in tab_b.error] == [
+        f"Undo not applied: your last action is now question {nxt}, not {shown} shown on this screen. "
+        f"Press U again to undo {nxt}."]
+    assert _rows(app_store) == [(shown, "label", "reasoning"), (nxt, "label", "knowledge")]

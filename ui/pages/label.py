@@ -3,16 +3,26 @@
 1 = reasoning, 2 = knowledge, S = skip, U = undo last (Streamlit reserves C and R);
 Streamlit shows each button's key on the button itself.
 Each rendered question carries one `event_id`; a double click submits it once.
+
+A label is recorded only for the question that was on screen. The action buttons' widget
+keys contain the render's `event_id`, so a keypress left over from an older screen reaches
+that screen's button (bound to the old question and event: a no-op replay) or, once the
+old button is gone, nothing; never the button of the question drawn since. Undo carries
+the question the screen offered to undo and runs after any label of the same rerun and
+after a label still running on another script thread of the session (`_lock`); the store
+refuses a label for a question already finished (another tab) and an undo whose target
+has changed, and the page then shows why and re-reads the queue.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import streamlit as st
 
-from curation.errors import CurationError
+from curation.errors import ConflictError, CurationError
 from curation.labels import load_guidelines
 from curation.store import queue
 from ui.common import get_store, require_role, show_plain
@@ -35,16 +45,36 @@ def _set_state(result: dict[str, Any]) -> None:
     st.session_state["lab_event"] = queue.new_event_id()
 
 
+def _refresh_after_conflict(message: str) -> None:
+    """Show why nothing changed and re-read the queue, so the screen shows the truth."""
+    st.session_state["lab_error"] = message
+    _set_state(queue.fetch_next(store, ME))
+    _read_last()
+
+
+def _read_last() -> None:
+    """`lab_last`: the question "Undo last" takes back, as the store says now ("" = none)."""
+    st.session_state["lab_last"] = store.run(lambda con: queue.undo_preview(con, ME)) or ""
+
+
+def _lock() -> threading.RLock:
+    """One lock per browser session, taken by every action and by the page before it reads
+    its state. With fast reruns (Streamlit's default) a key pressed while the previous rerun
+    is still in a callback starts a new script thread at once (the old one stops only at its
+    next yield point), so two actions of one session can run at the same time: without the
+    lock, "1 then U" could undo the previous question before the label of the question on
+    screen is stored, and a page could be drawn from the state before the label."""
+    lock = st.session_state.get("lab_lock")
+    if lock is None:  # first run of the page in this session: no action can be running yet
+        lock = st.session_state["lab_lock"] = threading.RLock()
+    return lock
+
+
 def _act(action: str, label: str | None, question_id: str, event_id: str, version: str) -> None:
-    """Button callback: record and fetch the next question in one store call."""
-    try:
-        if action == "undo":
-            # its own id: "1 then U" must both count; "U, U" on one render counts once
-            result = queue.undo_and_next(store, ME, event_id=f"{event_id}-undo")
-            st.session_state["lab_flash"] = (
-                "Undone: the question is back." if result.get("undone") else "Nothing to undo."
-            )
-        else:
+    """Label/skip button callback: record for the rendered question and fetch the next one in
+    one store call."""
+    with _lock():  # first: a U pressed after this key waits for the label
+        try:
             conf = st.session_state.get(f"lab_conf_{event_id}")
             rationale = st.session_state.get(f"lab_rat_{event_id}")
             result = queue.submit_and_next(
@@ -52,8 +82,40 @@ def _act(action: str, label: str | None, question_id: str, event_id: str, versio
                 confidence=int(conf) if conf else None, rationale=rationale,
                 guidelines_version=version,
             )
-            st.session_state["lab_flash"] = "Skipped." if action == "skip" else f"Saved: {label}."
+            if result["recorded"]:
+                st.session_state["lab_last"] = question_id
+                st.session_state["lab_flash"] = "Skipped." if action == "skip" else f"Saved: {label}."
+            else:  # the same screen's event again (a double press): stored once already
+                st.session_state["lab_flash"] = (
+                    f"Already recorded for question {question_id}; nothing changed.")
+            _set_state(result)
+        except ConflictError as exc:
+            _refresh_after_conflict(str(exc))
+        except CurationError as exc:
+            st.session_state["lab_error"] = str(exc)
+
+
+def _ask_undo(expected: str, event_id: str) -> None:
+    """Undo button callback: only note the request; the script body runs it under `_lock`.
+    So it comes after every label callback of the same rerun ("1 then U" faster than the
+    page answers can arrive as one rerun whose callbacks run in no set order) and after a
+    label still running in an older script thread of this session. The label is then
+    stored first, and the undo, expecting the older target this screen offered, is refused
+    instead of taking back the previous question."""
+    st.session_state["lab_undo"] = (expected, event_id)
+
+
+def _undo(expected: str, event_id: str) -> None:
+    try:
+        # its own id: "1 then U" must both count; "U, U" on one render counts once
+        result = queue.undo_and_next(store, ME, event_id=f"{event_id}-undo", expected=expected)
+        st.session_state["lab_last"] = result["undo_next"] or ""
+        st.session_state["lab_flash"] = (
+            f"Undone: question {result['undone']} is back." if result.get("undone") else "Nothing to undo."
+        )
         _set_state(result)
+    except ConflictError as exc:
+        _refresh_after_conflict(str(exc))
     except CurationError as exc:
         st.session_state["lab_error"] = str(exc)
 
@@ -64,12 +126,20 @@ except CurationError as exc:
     st.error(str(exc))
     st.stop()
 
-if "lab_task" not in st.session_state:
-    _set_state(queue.fetch_next(store, ME))
-
-task: dict[str, Any] | None = st.session_state["lab_task"]
-done, remaining, share = st.session_state["lab_progress"]
-event_id: str = st.session_state["lab_event"]
+with _lock():  # after any action of this session still running in another script thread
+    pending_undo = st.session_state.pop("lab_undo", None)
+    if pending_undo is not None:  # after this rerun's label callbacks (see `_ask_undo`)
+        _undo(*pending_undo)
+    if "lab_task" not in st.session_state:
+        _set_state(queue.fetch_next(store, ME))
+        _read_last()
+    elif "lab_last" not in st.session_state:
+        _read_last()
+    task: dict[str, Any] | None = st.session_state["lab_task"]
+    done, remaining, share = st.session_state["lab_progress"]
+    event_id: str = st.session_state["lab_event"]
+    last: str = st.session_state["lab_last"]
+undo_help = f"Undo your last action (question {last})" if last else "Nothing to undo yet"
 
 st.progress(share, text=f"{done} done, {remaining} left in your queue")
 flash = st.session_state.pop("lab_flash", None)
@@ -88,8 +158,8 @@ with side:
 with main:
     if task is None:
         st.success("Your queue is empty: nothing left to label right now. Thank you!")
-        st.button("Undo last", key="undo_empty", shortcut="u",
-                  on_click=_act, args=("undo", None, "", event_id, version))
+        st.button("Undo last", key=f"undo_empty_{event_id}", shortcut="u", help=undo_help,
+                  on_click=_ask_undo, args=(last, event_id))
         if st.button("Check again", key="refresh"):
             del st.session_state["lab_task"]
             st.rerun()
@@ -113,11 +183,12 @@ with main:
     st.text_input("Rationale (optional)", key=f"lab_rat_{event_id}", max_chars=2000)
     qid = task["question_id"]
     b1, b2, b3, b4 = st.columns(4)
-    b1.button("Reasoning", key="btn_reasoning", type="primary", shortcut="1",
+    # keys per render (see the module docstring): a stale press cannot reach this question
+    b1.button("Reasoning", key=f"btn_reasoning_{event_id}", type="primary", shortcut="1",
               width="stretch", on_click=_act, args=("label", "reasoning", qid, event_id, version))
-    b2.button("Knowledge", key="btn_knowledge", type="primary", shortcut="2",
+    b2.button("Knowledge", key=f"btn_knowledge_{event_id}", type="primary", shortcut="2",
               width="stretch", on_click=_act, args=("label", "knowledge", qid, event_id, version))
-    b3.button("Skip", key="btn_skip", shortcut="s", width="stretch",
+    b3.button("Skip", key=f"btn_skip_{event_id}", shortcut="s", width="stretch",
               on_click=_act, args=("skip", None, qid, event_id, version))
-    b4.button("Undo last", key="btn_undo", shortcut="u", width="stretch",
-              on_click=_act, args=("undo", None, qid, event_id, version))
+    b4.button("Undo last", key=f"btn_undo_{event_id}", shortcut="u", width="stretch", help=undo_help,
+              on_click=_ask_undo, args=(last, event_id))
