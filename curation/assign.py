@@ -123,28 +123,43 @@ class Candidate:
         return self.my_assigned_at is not None
 
 
+def is_open_for(done_by_me: bool, my_assigned_at: datetime | None, load: int, overlap: int) -> bool:
+    """May an annotator be given an item now? Not if they finished it; yes if they hold its
+    lease; else only while people's labels + others' live leases (`load`) < K."""
+    if done_by_me:
+        return False
+    if my_assigned_at is not None:
+        return True
+    return load < overlap
+
+
 def is_open(c: Candidate) -> bool:
     """May this annotator be given this item now?"""
-    if c.done_by_me:
-        return False
-    if c.leased_by_me:
-        return True
-    return c.n_labels + c.n_leases < c.overlap
+    return is_open_for(c.done_by_me, c.my_assigned_at, c.n_labels + c.n_leases, c.overlap)
 
 
-def priority(c: Candidate) -> tuple[Any, ...]:
+def priority_key(
+    my_assigned_at: datetime | None, kind: str, batch_created_at: datetime, batch_id: str,
+    load: int, position: int, question_id: str,
+) -> tuple[Any, ...]:
     """Sort key: own leases first, newest first (resume; an undone item comes back first),
     then gold < active < manual, oldest batch, fewest labels + leases, batch position."""
     return (
-        0 if c.leased_by_me else 1,
-        -c.my_assigned_at.timestamp() if c.my_assigned_at is not None else 0.0,
-        KIND_ORDER.get(c.kind, 9),
-        c.batch_created_at,
-        c.batch_id,
-        c.n_labels + c.n_leases,
-        c.position,
-        c.question_id,
+        0 if my_assigned_at is not None else 1,
+        -my_assigned_at.timestamp() if my_assigned_at is not None else 0.0,
+        KIND_ORDER.get(kind, 9),
+        batch_created_at,
+        batch_id,
+        load,
+        position,
+        question_id,
     )
+
+
+def priority(c: Candidate) -> tuple[Any, ...]:
+    """`priority_key` of a candidate."""
+    return priority_key(c.my_assigned_at, c.kind, c.batch_created_at, c.batch_id,
+                        c.n_labels + c.n_leases, c.position, c.question_id)
 
 
 def choose_next(candidates: Sequence[Candidate]) -> Candidate | None:

@@ -13,9 +13,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curation.errors import ConfigError, CurationError, InputError, PermissionDenied
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")
@@ -63,6 +66,40 @@ def _files(folder: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _check_request(root: Path, repo_id: str, tag: str | None) -> str:
+    """Refuse a missing folder or a malformed repo id; return the tag (default: the
+    manifest's version)."""
+    if not root.is_dir():
+        raise InputError(f"{root}: no such release folder")
+    if not _REPO_RE.match(repo_id):
+        raise InputError(f"--repo {repo_id!r} must look like ORG/NAME (letters, digits, '.', '_', '-')")
+    if tag is None:
+        try:
+            tag = str(json.loads((root / "manifest.json").read_text(encoding="utf-8"))["version"])
+        except (OSError, ValueError, KeyError):
+            raise InputError(f"{root}: no manifest.json with a version; pass the tag explicitly") from None
+    return tag
+
+
+def _prepare_repo(api: HfApi, repo_id: str, private: bool, tag: str) -> None:
+    """Create the dataset repo if needed; refuse, before anything is uploaded, a public repo
+    when `private` is asked for and a tag that already exists. Hub errors propagate to
+    `publish`, which scrubs them."""
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    info = api.dataset_info(repo_id)
+    if private and info.private is False:
+        raise PermissionDenied(
+            f"{repo_id} already exists and is public; this release must be published privately "
+            "(make the repo private on the Hub or choose another --repo)"
+        )
+    refs = api.list_repo_refs(repo_id, repo_type="dataset")
+    if any(t.name == tag for t in refs.tags):
+        raise InputError(
+            f"{repo_id} already has a tag {tag!r}; a published version is never overwritten: "
+            "build and publish a new version"
+        )
+
+
 def publish(
     folder: str | os.PathLike[str],
     repo_id: str,
@@ -82,15 +119,7 @@ def publish(
     Returns `{repo_id, endpoint, private, tag, revision, commit_sha, commit_url, files, ...}`.
     """
     root = Path(folder)
-    if not root.is_dir():
-        raise InputError(f"{root}: no such release folder")
-    if not _REPO_RE.match(repo_id):
-        raise InputError(f"--repo {repo_id!r} must look like ORG/NAME (letters, digits, '.', '_', '-')")
-    if tag is None:
-        try:
-            tag = str(json.loads((root / "manifest.json").read_text(encoding="utf-8"))["version"])
-        except (OSError, ValueError, KeyError):
-            raise InputError(f"{root}: no manifest.json with a version; pass the tag explicitly") from None
+    tag = _check_request(root, repo_id, tag)
     url = resolve_endpoint(endpoint)
     files = _files(root)
     plan: dict[str, Any] = {
@@ -118,19 +147,7 @@ def publish(
 
     api = HfApi(endpoint=url, token=secret)
     try:
-        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        info = api.dataset_info(repo_id)
-        if private and info.private is False:
-            raise PermissionDenied(
-                f"{repo_id} already exists and is public; this release must be published privately "
-                "(make the repo private on the Hub or choose another --repo)"
-            )
-        refs = api.list_repo_refs(repo_id, repo_type="dataset")
-        if any(t.name == tag for t in refs.tags):
-            raise InputError(
-                f"{repo_id} already has a tag {tag!r}; a published version is never overwritten: "
-                "build and publish a new version"
-            )
+        _prepare_repo(api, repo_id, private, tag)
         commit = api.upload_folder(
             repo_id=repo_id,
             folder_path=str(root),

@@ -29,6 +29,11 @@ Nothing here prints: pass a `progress(stage, done, total)` callback to watch.
 A saved model folder holds the weights and tokenizer (transformer) or ``tfidf.npz``
 (baseline; no pickle), plus ``curation_model.json``: format, kind, version, base,
 reasoning_threshold, calibration, max_length and metrics.
+
+This module is the torch side. The torch-free parts live in `curation.classifier`
+(`TrainConfig`, label encoding, the stratified split, the `Classifier` interface,
+`ModelInfo`, the TF-IDF baseline) and `curation.calibration` (calibration, the threshold
+rule, the metrics); every name of both is re-exported here.
 """
 
 from __future__ import annotations
@@ -39,78 +44,60 @@ import json
 import math
 import os
 import random
-import secrets
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from curation import metrics
+from curation.calibration import (
+    CALIBRATIONS,
+    THRESHOLD_RULES,
+    Calibrator,
+    _sigmoid,
+    choose_threshold,
+    classification_metrics,
+    expected_calibration_error,
+    fit_calibrator,
+)
+from curation.classifier import (
+    DEFAULT_BASE,
+    FORMAT_VERSION,
+    LABEL_NAMES,
+    MODEL_FILE,
+    Classifier,
+    ModelInfo,
+    Progress,
+    TfidfClassifier,
+    TrainConfig,
+    _noop_progress,
+    encode_labels,
+    new_version,
+    stratified_split,
+    train_tfidf,
+)
 from curation.errors import ConfigError, InputError, NotFoundError
 
-DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
-MODEL_FILE = "curation_model.json"
-FORMAT_VERSION = 1
-LABEL_NAMES: tuple[str, str] = ("knowledge", "reasoning")  # index 1 = reasoning (positive class)
-THRESHOLD_RULES = ("kappa", "balanced_accuracy", "f1_macro", "fixed")
-CALIBRATIONS = ("platt", "temperature", "isotonic", "none")
-
-Progress = Callable[[str, int, int], None]
-
-
-def _noop_progress(stage: str, done: int, total: int) -> None:
-    return None
+__all__ = [
+    # re-exported from curation.calibration
+    "CALIBRATIONS", "THRESHOLD_RULES", "Calibrator", "choose_threshold", "classification_metrics",
+    "expected_calibration_error", "fit_calibrator",
+    # re-exported from curation.classifier
+    "DEFAULT_BASE", "FORMAT_VERSION", "LABEL_NAMES", "MODEL_FILE", "Classifier", "ModelInfo",
+    "Progress", "TfidfClassifier", "TrainConfig", "encode_labels", "new_version",
+    "stratified_split", "train_tfidf",
+    # defined here
+    "DeviceChoice", "TransformerClassifier", "autocast_context", "cpu_has_native_bf16", "evaluate",
+    "frozen_embeddings", "load", "load_base", "resolve_base", "select_device", "set_seed", "train",
+    "train_transformer",
+]
 
 
 # ----------------------------------------------------------------------------------------
-# Configuration, seeds, devices
+# Seeds, devices
 # ----------------------------------------------------------------------------------------
-@dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run (all have defaults that work on CPU)."""
-
-    base: str = DEFAULT_BASE
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 256
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    val_fraction: float = 0.15
-    patience: int = 1
-    seed: int = 0
-    device: str = "auto"
-    threshold_rule: str = "kappa"
-    fixed_threshold: float = 0.5
-    calibration: str = "platt"
-    # tfidf baseline
-    tfidf_c: float = 4.0
-    tfidf_max_features: int = 50_000
-
-    def validate(self) -> None:
-        if self.epochs < 1:
-            raise InputError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 8 <= self.max_length <= 4096:
-            raise InputError(f"max_length must be between 8 and 4096, got {self.max_length}")
-        if not 0.05 <= self.val_fraction <= 0.5:
-            raise InputError(f"val_fraction must be between 0.05 and 0.5, got {self.val_fraction}")
-        if self.threshold_rule not in THRESHOLD_RULES:
-            raise InputError(
-                f"threshold rule {self.threshold_rule!r} is not one of {', '.join(THRESHOLD_RULES)}"
-            )
-        if self.calibration not in CALIBRATIONS:
-            raise InputError(
-                f"calibration {self.calibration!r} is not one of {', '.join(CALIBRATIONS)}"
-            )
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise InputError(f"device {self.device!r} is not auto, cpu or cuda[:N]")
-
-
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -195,170 +182,8 @@ def autocast_context(choice: DeviceChoice) -> contextlib.AbstractContextManager[
 
 
 # ----------------------------------------------------------------------------------------
-# Metrics (kappa, balanced accuracy and F1 are `curation.metrics`)
+# Base encoders (Hugging Face)
 # ----------------------------------------------------------------------------------------
-def expected_calibration_error(probs: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray, bins: int = 10) -> float:
-    """ECE of the positive-class probability: sum over 10 equal-width bins of
-    (bin share) x |mean predicted probability - observed positive rate|."""
-    p = np.asarray(probs, dtype=float)
-    t = np.asarray(y, dtype=float)
-    if len(p) == 0:
-        return float("nan")
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = idx == b
-        if m.any():
-            total += m.mean() * abs(p[m].mean() - t[m].mean())
-    return float(total)
-
-
-def classification_metrics(y: Sequence[int] | np.ndarray, probs: Sequence[float] | np.ndarray, threshold: float) -> dict[str, float]:
-    """Accuracy, balanced accuracy, Cohen's kappa, macro-F1, ECE, majority baseline (y: 1=reasoning)."""
-    t = np.asarray(y, dtype=int)
-    p = np.asarray(probs, dtype=float)
-    pred = (p >= threshold).astype(int)
-    n = len(t)
-    majority = max(float(np.mean(t == 1)), float(np.mean(t == 0))) if n else float("nan")
-    return {
-        "n": n,
-        "accuracy": float(np.mean(pred == t)) if n else float("nan"),
-        "balanced_accuracy": metrics.balanced_accuracy(t, pred),
-        "kappa": metrics.cohen_kappa(t, pred),
-        "f1_macro": metrics.f1_macro(t, pred),
-        "ece": expected_calibration_error(p, t),
-        "majority_accuracy": majority,
-        "majority_balanced_accuracy": 0.5,
-        "reasoning_share_true": float(np.mean(t == 1)) if n else float("nan"),
-        "reasoning_share_pred": float(np.mean(pred == 1)) if n else float("nan"),
-    }
-
-
-def choose_threshold(y: Sequence[int] | np.ndarray, probs: Sequence[float] | np.ndarray, rule: str = "kappa", fixed: float = 0.5) -> float:
-    """The decision threshold on calibrated probabilities, chosen on validation data.
-
-    Candidates are the midpoints between consecutive distinct probabilities (plus 0.5);
-    the one maximising the rule's metric wins, ties going to the candidate closest to 0.5.
-    ``fixed`` returns `fixed`. Single-class or empty validation data falls back to 0.5.
-    """
-    if rule == "fixed":
-        return float(fixed)
-    if rule not in THRESHOLD_RULES:
-        raise InputError(f"threshold rule {rule!r} is not one of {', '.join(THRESHOLD_RULES)}")
-    t = np.asarray(y, dtype=int)
-    p = np.asarray(probs, dtype=float)
-    if len(t) == 0 or len(np.unique(t)) < 2:
-        return 0.5
-    u = np.unique(p)
-    cands = np.concatenate([(u[:-1] + u[1:]) / 2, [0.5]]) if len(u) > 1 else np.array([0.5])
-    score: Callable[[np.ndarray, np.ndarray], float] = {"kappa": metrics.cohen_kappa, "balanced_accuracy": metrics.balanced_accuracy,
-                                                         "f1_macro": metrics.f1_macro}[rule]
-    best, best_score = 0.5, -math.inf
-    for c in cands:
-        pred = (p >= c).astype(int)
-        s = score(t, pred)
-        if s > best_score + 1e-12 or (abs(s - best_score) <= 1e-12 and abs(c - 0.5) < abs(best - 0.5)):
-            best, best_score = float(c), s
-    return best
-
-
-# ----------------------------------------------------------------------------------------
-# Calibration of a raw score z (the logit of "reasoning")
-# ----------------------------------------------------------------------------------------
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
-
-
-@dataclass
-class Calibrator:
-    """Maps a raw logit z to a calibrated probability of `reasoning`."""
-
-    method: str = "none"
-    a: float = 1.0  # platt slope (temperature: 1/T)
-    b: float = 0.0  # platt intercept
-    iso_x: list[float] = field(default_factory=list)
-    iso_y: list[float] = field(default_factory=list)
-
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z, dtype=float)
-        if self.method == "isotonic":
-            if not self.iso_x:
-                return _sigmoid(z)
-            return np.clip(np.interp(_sigmoid(z), self.iso_x, self.iso_y), 0.0, 1.0)
-        return _sigmoid(self.a * z + self.b)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Calibrator:
-        return cls(**d)
-
-
-def fit_calibrator(z: np.ndarray, y: np.ndarray, method: str = "platt") -> Calibrator:
-    """Fit on validation logits. Platt: sigmoid(a z + b); temperature: sigmoid(z / T);
-    isotonic: monotone map of sigmoid(z). Degenerate data (one class, < 4 rows) -> identity."""
-    from scipy.optimize import minimize
-
-    z = np.asarray(z, dtype=float)
-    t = np.asarray(y, dtype=float)
-    if method == "none" or len(t) < 4 or len(np.unique(t)) < 2:
-        return Calibrator("none" if method == "none" else method)
-    if method == "isotonic":
-        from sklearn.isotonic import IsotonicRegression
-
-        s = _sigmoid(z)
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(s, t)
-        return Calibrator("isotonic", iso_x=[float(v) for v in iso.X_thresholds_], iso_y=[float(v) for v in iso.y_thresholds_])
-
-    def nll(params: np.ndarray) -> float:
-        a = math.exp(params[0])  # slope kept positive: calibration never flips the ranking
-        b = params[1] if method == "platt" else 0.0
-        q = np.clip(_sigmoid(a * z + b), 1e-7, 1 - 1e-7)
-        return float(-np.mean(t * np.log(q) + (1 - t) * np.log(1 - q)) + 1e-4 * params[1] ** 2)
-
-    res = minimize(nll, x0=np.array([0.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-8, "maxiter": 2000})
-    a = float(math.exp(res.x[0]))
-    b = float(res.x[1]) if method == "platt" else 0.0
-    return Calibrator(method, a=a, b=b)
-
-
-# ----------------------------------------------------------------------------------------
-# Data helpers
-# ----------------------------------------------------------------------------------------
-def encode_labels(labels: Sequence[str]) -> np.ndarray:
-    """`reasoning` -> 1, `knowledge` -> 0; anything else is an InputError."""
-    out = np.empty(len(labels), dtype=int)
-    for i, lab in enumerate(labels):
-        if lab == "reasoning":
-            out[i] = 1
-        elif lab == "knowledge":
-            out[i] = 0
-        else:
-            raise InputError(f"row {i + 1}: label {lab!r} is not reasoning or knowledge")
-    return out
-
-
-def stratified_split(y: Sequence[int] | np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (rest, held) with `fraction` of each class held out (at least 1 per class
-    when the class has >= 2 rows). Deterministic for a seed."""
-    t = np.asarray(y)
-    rng = np.random.default_rng(seed)
-    held: list[int] = []
-    for c in np.unique(t):
-        idx = np.flatnonzero(t == c)
-        rng.shuffle(idx)
-        k = int(round(fraction * len(idx)))
-        if len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        else:
-            k = 0
-        held.extend(idx[:k].tolist())
-    held_arr = np.array(sorted(held), dtype=int)
-    rest = np.setdiff1d(np.arange(len(t)), held_arr)
-    return rest, held_arr
-
-
 def resolve_base(model: str) -> str:
     """``minilm`` -> the bundled MiniLM folder; ``tfidf`` stays; a folder or Hub id as given."""
     if model == "minilm":
@@ -420,172 +245,8 @@ def load_base(base: str, *, num_labels: int = 2) -> tuple[Any, Any]:
 
 
 # ----------------------------------------------------------------------------------------
-# The classifier interface
+# The transformer classifier
 # ----------------------------------------------------------------------------------------
-@dataclass
-class ModelInfo:
-    """What `curation_model.json` holds."""
-
-    kind: str  # "transformer" | "tfidf"
-    version: str
-    base: str
-    threshold: float
-    calibration: dict[str, Any]
-    max_length: int = 256
-    metrics: dict[str, Any] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    created_at: str = ""
-    format_version: int = FORMAT_VERSION
-    labels: tuple[str, str] = LABEL_NAMES
-    input_format: str = "curation.schema.format_for_model: question, blank line, 'A. option' lines"
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["reasoning_threshold"] = self.threshold
-        d["labels"] = list(self.labels)
-        return d
-
-
-def new_version(base: str) -> str:
-    """A unique, readable model version: ``<base short name>-<UTC time>-<random hex>``."""
-    short = "tfidf" if base == "tfidf" else Path(base.rstrip("/")).name.lower()
-    short = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in short)[:40] or "model"
-    if "minilm" in short:
-        short = "minilm"
-    return f"{short}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
-
-
-class Classifier:
-    """A trained reasoning/knowledge classifier (transformer or tfidf)."""
-
-    info: ModelInfo
-
-    @property
-    def version(self) -> str:
-        return self.info.version
-
-    @property
-    def threshold(self) -> float:
-        return self.info.threshold
-
-    def logits(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
-        """Raw reasoning logit z per text (uncalibrated)."""
-        raise NotImplementedError
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
-        """A dense feature vector per text (for diversity-based query strategies)."""
-        raise NotImplementedError
-
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
-        """Calibrated probability of `reasoning` per text."""
-        z = self.logits(texts, batch_size=batch_size, progress=progress)
-        return Calibrator.from_dict(self.info.calibration)(z)
-
-    def save(self, out: str | os.PathLike[str]) -> Path:
-        raise NotImplementedError
-
-    def _write_info(self, out: Path) -> None:
-        tmp = out / (MODEL_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.info.to_json(), indent=2, default=_json_default) + "\n", encoding="utf-8")
-        tmp.replace(out / MODEL_FILE)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-# ---- tfidf ----------------------------------------------------------------------------
-class TfidfClassifier(Classifier):
-    """TF-IDF (word 1-2 grams, sublinear tf) + L2 logistic regression (class-balanced)."""
-
-    def __init__(self, vectorizer: Any, coef: np.ndarray, intercept: float, info: ModelInfo) -> None:
-        self.vectorizer = vectorizer
-        self.coef = np.asarray(coef, dtype=float).ravel()
-        self.intercept = float(intercept)
-        self.info = info
-        self._svd: Any = None
-
-    @staticmethod
-    def make_vectorizer(max_features: int = 50_000, vocabulary: dict[str, int] | None = None) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        return TfidfVectorizer(
-            ngram_range=(1, 2), min_df=1 if vocabulary else 2, max_features=None if vocabulary else max_features,
-            sublinear_tf=True, strip_accents="unicode", lowercase=True, vocabulary=vocabulary,
-            dtype=np.float64,
-        )
-
-    def features(self, texts: Sequence[str]) -> Any:
-        return self.vectorizer.transform(list(texts))
-
-    def logits(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
-        if len(texts) == 0:
-            return np.zeros(0)
-        x = self.features(texts)
-        return np.asarray(x @ self.coef + self.intercept, dtype=float).ravel()
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
-        """L2-normalised TF-IDF reduced to <= 64 dimensions with a truncated SVD fitted on `texts`."""
-        from sklearn.decomposition import TruncatedSVD
-
-        x = self.features(texts)
-        k = max(1, min(64, x.shape[0] - 1, x.shape[1] - 1))
-        if x.shape[0] < 3:
-            dense = np.asarray(x.todense())
-            return dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
-        e = TruncatedSVD(n_components=k, random_state=0).fit_transform(x)
-        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-
-    def save(self, out: str | os.PathLike[str]) -> Path:
-        path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
-        vocab = self.vectorizer.vocabulary_
-        terms = sorted(vocab, key=vocab.__getitem__)
-        np.savez_compressed(
-            path / "tfidf.npz",
-            terms=np.array(terms, dtype=object).astype(str),
-            idf=np.asarray(self.vectorizer.idf_, dtype=float),
-            coef=self.coef,
-            intercept=np.array([self.intercept]),
-        )
-        self._write_info(path)
-        return path
-
-    @classmethod
-    def load(cls, path: Path, info: ModelInfo) -> TfidfClassifier:
-        data = np.load(path / "tfidf.npz", allow_pickle=False)
-        terms = [str(t) for t in data["terms"]]
-        vec = cls.make_vectorizer(vocabulary={t: i for i, t in enumerate(terms)})
-        vec.idf_ = data["idf"]
-        return cls(vec, data["coef"], float(data["intercept"][0]), info)
-
-
-def train_tfidf(
-    texts: Sequence[str], y: np.ndarray, config: TrainConfig
-) -> tuple[Any, np.ndarray, float]:
-    """Fit the TF-IDF + logistic regression baseline; returns (vectorizer, coef, intercept)."""
-    from sklearn.linear_model import LogisticRegression
-
-    vec = TfidfClassifier.make_vectorizer(config.tfidf_max_features)
-    try:
-        x = vec.fit_transform(list(texts))
-    except ValueError:  # every term below min_df on tiny data
-        vec = TfidfClassifier.make_vectorizer(config.tfidf_max_features)
-        vec.set_params(min_df=1)
-        x = vec.fit_transform(list(texts))
-    if len(np.unique(y)) < 2:
-        p = float(np.clip(np.mean(y), 1e-3, 1 - 1e-3))
-        return vec, np.zeros(x.shape[1]), math.log(p / (1 - p))
-    lr = LogisticRegression(C=config.tfidf_c, class_weight="balanced", max_iter=2000, random_state=config.seed)
-    lr.fit(x, y)
-    return vec, lr.coef_.ravel(), float(lr.intercept_[0])
-
-
-# ---- transformer ----------------------------------------------------------------------
 def _length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -700,6 +361,43 @@ class TransformerClassifier(Classifier):
         return path
 
 
+def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases and norms) and a linear warmup/decay schedule."""
+    import torch
+
+    warmup = int(config.warmup_ratio * total_steps)
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=config.learning_rate)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
+    )
+    return opt, sched
+
+
+def _validation_loss(
+    model: Any, enc_val: list[list[int]], y_val: np.ndarray, pad_id: int, device: DeviceChoice, loss_fn: Any
+) -> float:
+    """Mean loss over the validation rows, in eval mode (NaN when there are none)."""
+    import torch
+
+    if not enc_val:
+        return float("nan")
+    model.eval()
+    total, count = 0.0, 0
+    with torch.inference_mode(), autocast_context(device):
+        for batch in _length_sorted_batches([len(e) for e in enc_val], 64):
+            ids, mask = _pad([enc_val[i] for i in batch], pad_id)
+            lg = model(input_ids=torch.from_numpy(ids).to(device.device), attention_mask=torch.from_numpy(mask).to(device.device)).logits.float()
+            tgt = torch.from_numpy(y_val[batch]).to(device.device)
+            total += float(loss_fn(lg, tgt)) * len(batch)
+            count += len(batch)
+    return total / count
+
+
 def train_transformer(
     tokenizer: Any,
     model: Any,
@@ -725,31 +423,8 @@ def train_transformer(
     rng = random.Random(config.seed)
     steps_per_epoch = math.ceil(len(enc_train) / config.batch_size)
     total_steps = max(1, steps_per_epoch * config.epochs)
-    warmup = int(config.warmup_ratio * total_steps)
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
-    ]
-    opt = torch.optim.AdamW(groups, lr=config.learning_rate)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total_steps - s) / max(1, total_steps - warmup))
-    )
+    opt, sched = _optimizer(model, config, total_steps)
     loss_fn = torch.nn.CrossEntropyLoss()
-
-    def val_loss() -> float:
-        if not enc_val:
-            return float("nan")
-        model.eval()
-        total, count = 0.0, 0
-        with torch.inference_mode(), autocast_context(device):
-            for batch in _length_sorted_batches([len(e) for e in enc_val], 64):
-                ids, mask = _pad([enc_val[i] for i in batch], pad_id)
-                lg = model(input_ids=torch.from_numpy(ids).to(device.device), attention_mask=torch.from_numpy(mask).to(device.device)).logits.float()
-                tgt = torch.from_numpy(y_val[batch]).to(device.device)
-                total += float(loss_fn(lg, tgt)) * len(batch)
-                count += len(batch)
-        return total / count
 
     log: dict[str, Any] = {"epochs": [], "best_epoch": 0, "stopped_early": False}
     best_loss, best_state, bad = math.inf, None, 0
@@ -772,7 +447,7 @@ def train_transformer(
             running += float(loss.detach()) * len(batch)
             seen += len(batch)
             progress(f"train epoch {epoch}/{config.epochs}", step, total_steps)
-        vl = val_loss()
+        vl = _validation_loss(model, enc_val, y_val, pad_id, device, loss_fn)
         log["epochs"].append({"epoch": epoch, "train_loss": running / max(1, seen), "val_loss": vl})
         if math.isnan(vl) or vl < best_loss - 1e-4:
             best_loss, bad = (vl if not math.isnan(vl) else best_loss), 0

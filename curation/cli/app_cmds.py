@@ -153,7 +153,7 @@ def labels_export(
 ) -> None:
     """Every annotation row (labels, undos, skips) with annotator, time and source."""
     from curation.labels import FORMATS, export_rows, render
-    from curation.store.queue import annotation_rows
+    from curation.store.annotations import annotation_rows
 
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")

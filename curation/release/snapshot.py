@@ -12,7 +12,6 @@ from curation.errors import NotFoundError
 from curation.store import Store
 from curation.store import annotations as astore
 from curation.store import models as mstore
-from curation.store import queue as qstore
 from curation.store import releases as rstore
 
 
@@ -24,7 +23,7 @@ class Snapshot:
     predictions: pa.Table  # of `model` (empty without one)
     human: list[dict[str, Any]]  # people's current labels (the raters), every question
     reference: list[dict[str, Any]]  # imported benchmark tags (a reference, not raters)
-    gold_human: list[dict[str, Any]]  # `queue.gold_labels`: what `curation agreement` reads
+    gold_human: list[dict[str, Any]]  # `astore.gold_labels`: what `curation agreement` reads
     adjudications: dict[str, str]  # question_id -> latest adjudicated label
     gold: frozenset[str]
     batches: list[dict[str, Any]]
@@ -52,7 +51,7 @@ def take_snapshot(store: Store, model: str | None = None) -> Snapshot:
             predictions=rstore.prediction_table(con, version),
             human=astore.current_labels(con),
             reference=astore.current_labels(con, origin="reference"),
-            gold_human=qstore.gold_labels(con),
+            gold_human=astore.gold_labels(con),
             adjudications={q: a["label"] for q, a in astore.current_adjudications(con).items()},
             gold=frozenset(mstore.gold_ids(con)),
             batches=rstore.batch_table(con).to_pylist(),

@@ -2,7 +2,7 @@
 statistics of the store). Each takes a `Store`, returns data and prints nothing.
 
 Who is a rater and what the human label is are `curation.rules`; the human-human agreement
-is `curation.labels.gold_agreement` over `store.queue.gold_labels`: the CLI, the Agreement
+is `curation.labels.gold_agreement` over `store.astore.gold_labels`: the CLI, the Agreement
 page and the release card all come here (or to those two), so their figures are equal.
 """
 
@@ -14,7 +14,6 @@ from curation import labels, rules
 from curation.metrics import wilson_ci
 from curation.store import Store
 from curation.store import annotations as astore
-from curation.store import queue as qstore
 
 
 def agreement_summary(
@@ -23,7 +22,7 @@ def agreement_summary(
     """Human-human agreement on the gold set (`curation agreement`), plus, apart, how the
     human labels compare with benchmarks' own tags on the gold items that have both."""
     gold, ref, adj = store.run(lambda con: (
-        qstore.gold_labels(con), qstore.gold_reference_labels(con),
+        astore.gold_labels(con), astore.gold_reference_labels(con),
         {q: a["label"] for q, a in astore.current_adjudications(con).items()},
     ))
     report = labels.gold_agreement(gold, n_boot=n_boot, seed=seed)
@@ -40,7 +39,7 @@ def agreement_summary(
 
 def adjudication_queue(store: Store) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
     """(gold items where people disagree -> their labels, current adjudications)."""
-    gold, adjudicated = store.run(lambda con: (qstore.gold_labels(con), astore.current_adjudications(con)))
+    gold, adjudicated = store.run(lambda con: (astore.gold_labels(con), astore.current_adjudications(con)))
     return labels.disagreements(gold), adjudicated
 
 

@@ -10,6 +10,7 @@ them are people's labels is `curation.rules` (`HUMAN_SOURCES`, spliced in by
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -75,6 +76,11 @@ def append(con: duckdb.DuckDBPyConnection, rows: Sequence[Annotation]) -> int:
         con.unregister("_new_annotations")
     after = con.execute("SELECT count(*) FROM annotations").fetchall()[0][0]
     return int(after - before)
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 CURRENT_LABELS_SQL = """
@@ -166,3 +172,58 @@ def current_adjudications(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str,
     return {
         r[0]: {"label": r[1], "maintainer": r[2], "note": r[3], "created_at": r[4]} for r in rows
     }
+
+
+# -- reads for agreement, adjudication, exports and plots ---------------------------------
+
+
+def gold_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """People's current labels on questions of gold batches (the raters: `curation.rules`),
+    with benchmark and rationale. Imported benchmark tags are not among them."""
+    return current_labels(con, gold_only=True)
+
+
+def gold_reference_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Imported benchmark tags on gold questions (a reference beside the human labels)."""
+    return current_labels(con, gold_only=True, origin="reference")
+
+
+def all_current_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """People's current labels of every question, with benchmark."""
+    return current_labels(con)
+
+
+def gold_questions(con: duckdb.DuckDBPyConnection, question_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Question text, options and answer for the adjudication page."""
+    cur = con.execute(
+        "SELECT id, dataset_name, question, options, answer_idx, answer FROM questions "
+        "WHERE id IN (SELECT unnest(?))",
+        [question_ids],
+    )
+    out = {}
+    for r in _dicts(cur):
+        opts = r["options"]
+        r["options"] = json.loads(opts) if isinstance(opts, str) else dict(opts)
+        out[r["id"]] = r
+    return out
+
+
+def annotation_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every annotation row (labels, retractions, skips) with the question's benchmark."""
+    return _dicts(con.execute(
+        "SELECT a.*, q.dataset_name FROM annotations a LEFT JOIN questions q ON q.id = a.question_id "
+        "ORDER BY a.seq"
+    ))
+
+
+def annotation_count(con: duckdb.DuckDBPyConnection) -> int:
+    """Annotation rows so far (append-only: a new count means something changed)."""
+    return int(con.execute("SELECT count(*) FROM annotations").fetchall()[0][0])
+
+
+def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Label rows per day and source (for the activity chart)."""
+    return _dicts(con.execute(
+        "SELECT CAST(created_at AS DATE) AS day, source, count(*) AS labels FROM annotations "
+        "WHERE action = 'label' GROUP BY ALL ORDER BY day, source"
+    ))

@@ -1,7 +1,7 @@
 """The annotation queue on DuckDB: gold draw, next item with leases, submit/skip/undo, progress.
 
-The rules are those of `curation.assign` (pure; `assign.choose_next` is the reference the
-SQL here implements). Each user action is one `Store.run`: submitting a label and fetching
+The rules are `curation.assign` and the in-memory state `curation.queue_index` (both pure);
+this module holds the SQL: reading rows into the index, leases, submit, skip, undo. Each user action is one `Store.run`: submitting a label and fetching
 the next question happen in the same transaction. Inside one process (the Streamlit
 server) queue transactions are serialized by a lock, so two annotators can never take the
 last free slot of an item at once; DuckDB itself lets only one process write the file.
@@ -18,15 +18,16 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
-from curation import assign, rules
+from curation import assign
 from curation.errors import ConflictError, InputError, NotFoundError, PermissionDenied
+from curation.queue_index import Item, QueueIndex
 from curation.schema import LABELS
 from curation.store import Store, path_of, utcnow
-from curation.store.annotations import Annotation, append, current_labels, human_sql
+from curation.store.annotations import Annotation, append, human_sql
 from curation.store.batches import BatchItem, create_batch
 
 _QUEUE_LOCK = threading.RLock()
@@ -58,225 +59,62 @@ def _run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) 
         return result
 
 
-# Per (question, annotator): latest action of any kind, and latest label/retract action.
-# Ordered like `annotations.current_labels` (created_at, then seq). Only people's rows
-# count: an imported benchmark tag never fills an overlap slot (`curation.rules`).
-_STATE_CTE = """
-items AS (
-    SELECT bi.batch_id, bi.question_id, bi.position, bi.suggestion_label, bi.suggestion_prob,
-           b.kind, b.created_at AS batch_created_at, b.overlap, b.show_suggestions
-    FROM batch_items bi JOIN batches b ON b.id = bi.batch_id
-),
-st AS (
-    SELECT question_id, annotator,
-           arg_max(action, (created_at, seq)) AS last_action,
-           arg_max(action, (created_at, seq)) FILTER (WHERE action IN ('label', 'retract')) AS last_lab
-    FROM annotations
-    WHERE question_id IN (SELECT question_id FROM items) AND {human}
-    GROUP BY ALL
-),
-lab AS (
-    SELECT question_id, count(*) FILTER (WHERE last_lab = 'label') AS n_labels
-    FROM st GROUP BY question_id
-),
-mine AS (
-    SELECT question_id, last_action IN ('label', 'skip') AS done
-    FROM st WHERE annotator = $me
-),
-leases AS (
-    SELECT a.question_id,
-           count(*) FILTER (WHERE a.annotator <> $me) AS n_leases,
-           max(a.assigned_at) FILTER (WHERE a.annotator = $me) AS my_assigned_at
-    FROM assignments a
-    LEFT JOIN st ON st.question_id = a.question_id AND st.annotator = a.annotator
-    WHERE a.expires_at > $now AND coalesce(st.last_action NOT IN ('label', 'skip'), true)
-    GROUP BY a.question_id
-),
-cand AS (
-    SELECT i.*, coalesce(lab.n_labels, 0) AS n_labels, coalesce(l.n_leases, 0) AS n_leases,
-           coalesce(mine.done, false) AS done, l.my_assigned_at,
-           NOT coalesce(mine.done, false) AND (
-               l.my_assigned_at IS NOT NULL
-               OR coalesce(lab.n_labels, 0) + coalesce(l.n_leases, 0) < i.overlap
-           ) AS is_open
-    FROM items i
-    LEFT JOIN lab ON lab.question_id = i.question_id
-    LEFT JOIN mine ON mine.question_id = i.question_id
-    LEFT JOIN leases l ON l.question_id = i.question_id
-)
-"""
+# -- the queue state (`curation.queue_index`), refreshed from the store -----------------
 
-# -- the queue state, kept in memory and refreshed from the store ---------------------------
-#
-# Choosing the next item needs every batch item's state (labels, leases, own actions).
-# One DuckDB query computing it costs ~17 ms on this machine whatever the data size (the
-# engine's fixed cost per operator), which was most of a labeling action. So each process
-# keeps the state in memory and brings it up to date inside every queue transaction:
-# - batch items: batches and their items are only ever inserted (an item with its batch),
-#   so they are reloaded when the number of items changes;
-# - annotations: append-only with increasing `seq`; the new rows (`seq > last seen`) are
-#   folded in. A row committed late with a lower `seq` (another thread's transaction), or a
-#   row of ours that was rolled back, shows up as a different (count, sum of seq) than the
-#   cache holds, and the state is then rebuilt from scratch. Snapshots of one database are
-#   totally ordered, so equal (count, sum) means the same rows;
-# - leases: read fresh every time (they change in place and expire with the clock).
-# The rules are `assign.is_open` / `assign.priority`; tests check every choice against
-# `assign.choose_next(candidates(...))`.
-
-
-class _Item(NamedTuple):
-    batch_id: str
-    question_id: str
-    kind: str
-    batch_created_at: datetime
-    position: int
-    overlap: int
-    show_suggestions: bool
-    suggestion_label: str | None
-    suggestion_prob: float | None
-
-
-class _QueueIndex:
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.reset()
-
-    def reset(self) -> None:
-        self.items_sig: int | None = None
-        self.items: list[_Item] = []
-        self.n_rows = 0
-        self.seq_sum = 0
-        self.last_seq = 0
-        # (question, annotator) -> ((created_at, seq), action) of the latest row / latest label-or-retract
-        self.latest: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
-        self.latest_lab: dict[tuple[str, str], tuple[tuple[datetime, int], str]] = {}
-        self.n_labels: dict[str, int] = {}
-
-    def _fold(self, rows: list[tuple[int, str, str, str, datetime, str]]) -> None:
-        latest, latest_lab, n_labels = self.latest, self.latest_lab, self.n_labels
-        is_human = rules.is_human
-        for seq, qid, ann, action, created_at, source in rows:
-            self.last_seq = max(self.last_seq, seq)
-            self.seq_sum += seq
-            if not is_human(source):
-                continue  # an imported tag is a reference, never a rater: it takes no slot
-            key = (created_at, seq)
-            pair = (qid, ann)
-            cur = latest.get(pair)
-            if cur is None or key > cur[0]:
-                latest[pair] = (key, action)
-            if action in ("label", "retract"):
-                cur = latest_lab.get(pair)
-                if cur is None or key > cur[0]:
-                    was = cur is not None and cur[1] == "label"
-                    latest_lab[pair] = (key, action)
-                    now_label = action == "label"
-                    if was != now_label:
-                        n_labels[qid] = n_labels.get(qid, 0) + (1 if now_label else -1)
-        self.n_rows += len(rows)
-
-    def refresh(self, con: duckdb.DuckDBPyConnection) -> None:
-        n_items, n_rows, seq_sum = con.execute(
-            "SELECT (SELECT count(*) FROM batch_items), count(*), coalesce(sum(seq), 0) FROM annotations"
-        ).fetchall()[0]
-        if self.items_sig != n_items:
-            self.items = [
-                _Item(*r) for r in con.execute(
-                    "SELECT bi.batch_id, bi.question_id, b.kind, b.created_at, bi.position, b.overlap, "
-                    "b.show_suggestions, bi.suggestion_label, bi.suggestion_prob "
-                    "FROM batch_items bi JOIN batches b ON b.id = bi.batch_id"
-                ).fetchall()
-            ]
-            self.items_sig = n_items
-        if (n_rows, seq_sum) == (self.n_rows, self.seq_sum):
-            return
-        new = con.execute(
-            "SELECT seq, question_id, annotator, action, created_at, source FROM annotations WHERE seq > ?",
-            [self.last_seq],
-        ).fetchall()
-        if (self.n_rows + len(new), self.seq_sum + sum(r[0] for r in new)) != (n_rows, seq_sum):
-            items, sig = self.items, self.items_sig
-            self.reset()
-            self.items, self.items_sig = items, sig
-            new = con.execute(
-                "SELECT seq, question_id, annotator, action, created_at, source FROM annotations"
-            ).fetchall()
-        self._fold(new)
-
-    def choose(
-        self, con: duckdb.DuckDBPyConnection, annotator: str, now: datetime
-    ) -> tuple[int, int, _Item | None]:
-        """`(open, done, top item)` for `annotator` at `now` (call `refresh` first)."""
-        latest = self.latest
-        finished = ("label", "skip")
-        n_leases: dict[str, int] = {}
-        mine: dict[str, datetime] = {}
-        for qid, ann, at in con.execute(
-            "SELECT question_id, annotator, assigned_at FROM assignments WHERE expires_at > ?", [now]
-        ).fetchall():
-            row = latest.get((qid, ann))
-            if row is not None and row[1] in finished:
-                continue
-            if ann == annotator:
-                if qid not in mine or at > mine[qid]:
-                    mine[qid] = at
-            else:
-                n_leases[qid] = n_leases.get(qid, 0) + 1
-        n_labels = self.n_labels
-        kind_order = assign.KIND_ORDER
-        n_open = n_done = 0
-        best: tuple[Any, ...] | None = None
-        top: _Item | None = None
-        for item in self.items:
-            qid = item.question_id
-            row = latest.get((qid, annotator))
-            if row is not None and row[1] in finished:
-                n_done += 1
-                continue
-            at = mine.get(qid)
-            load = n_labels.get(qid, 0) + n_leases.get(qid, 0)
-            if at is None and load >= item.overlap:
-                continue
-            n_open += 1
-            key = (  # assign.priority
-                0 if at is not None else 1,
-                -at.timestamp() if at is not None else 0.0,
-                kind_order.get(item.kind, 9),
-                item.batch_created_at,
-                item.batch_id,
-                load,
-                item.position,
-                qid,
-            )
-            if best is None or key < best:
-                best, top = key, item
-        return n_open, n_done, top
-
-
-_INDEXES: dict[str, _QueueIndex] = {}
+_INDEXES: dict[str, QueueIndex] = {}
 _INDEXES_LOCK = threading.Lock()
+_ROW_COLUMNS = "seq, question_id, annotator, action, created_at, source"
 
 
-def _index_for(con: duckdb.DuckDBPyConnection) -> _QueueIndex:
+def _index_for(con: duckdb.DuckDBPyConnection) -> QueueIndex:
     key = path_of(con)
     with _INDEXES_LOCK:
         index = _INDEXES.get(key)
         if index is None:
-            index = _INDEXES[key] = _QueueIndex()
+            index = _INDEXES[key] = QueueIndex()
         return index
 
 
-def _queue_state(
-    con: duckdb.DuckDBPyConnection, annotator: str, now: datetime
-) -> tuple[int, int, _Item | None]:
+def _refresh(index: QueueIndex, con: duckdb.DuckDBPyConnection) -> None:
+    """Bring `index` in step with the store (see `curation.queue_index`)."""
+    n_items, n_rows, seq_sum = con.execute(
+        "SELECT (SELECT count(*) FROM batch_items), count(*), coalesce(sum(seq), 0) FROM annotations"
+    ).fetchall()[0]
+    if index.items_sig != n_items:
+        index.set_items(con.execute(
+            "SELECT bi.batch_id, bi.question_id, b.kind, b.created_at, bi.position, b.overlap, "
+            "b.show_suggestions, bi.suggestion_label, bi.suggestion_prob "
+            "FROM batch_items bi JOIN batches b ON b.id = bi.batch_id"
+        ).fetchall(), n_items)
+    if index.in_step(n_rows, seq_sum):
+        return
+    new = con.execute(f"SELECT {_ROW_COLUMNS} FROM annotations WHERE seq > ?", [index.last_seq]).fetchall()
+    if index.continues(new, n_rows, seq_sum):
+        index.fold(new)
+    else:
+        index.rebuild(con.execute(f"SELECT {_ROW_COLUMNS} FROM annotations").fetchall())
+
+
+def _leases(con: duckdb.DuckDBPyConnection, now: datetime) -> list[tuple[str, str, datetime]]:
+    return [tuple(r) for r in con.execute(  # type: ignore[misc]
+        "SELECT question_id, annotator, assigned_at FROM assignments WHERE expires_at > ?", [now]
+    ).fetchall()]
+
+
+def _with_index(con: duckdb.DuckDBPyConnection, fn: Callable[[QueueIndex], T]) -> T:
     index = _index_for(con)
     with index.lock:
         try:
-            index.refresh(con)
-            return index.choose(con, annotator, now)
+            _refresh(index, con)
+            return fn(index)
         except BaseException:
             index.reset()
             raise
+
+
+def _queue_state(con: duckdb.DuckDBPyConnection, annotator: str, now: datetime) -> tuple[int, int, Item | None]:
+    leases = _leases(con, now)
+    return _with_index(con, lambda index: index.choose(leases, annotator))
 
 
 def forget_queue_state() -> None:
@@ -690,20 +528,10 @@ def draw_gold(
 
 
 def batch_status(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per batch: items, overlap, labels needed/done, complete items, active leases."""
-    now = now or utcnow()
-    cur = con.execute(
-        f"""WITH {_STATE_CTE.replace("{human}", human_sql())}
-        SELECT batch_id, any_value(kind) AS kind, any_value(overlap) AS overlap,
-               any_value(batch_created_at) AS created_at, count(*) AS items,
-               sum(least(n_labels, overlap)) AS labels_done, sum(overlap) AS labels_needed,
-               count(*) FILTER (WHERE n_labels >= overlap) AS complete_items,
-               sum(n_leases) AS active_leases
-        FROM cand GROUP BY batch_id ORDER BY created_at, batch_id""",
-        {"me": "\x00", "now": now},
-    )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    """Per batch: items, overlap, labels needed/done, complete items, active leases
+    (people only: `QueueIndex.batch_status`)."""
+    leases = _leases(con, now or utcnow())
+    return _with_index(con, lambda index: index.batch_status(leases))
 
 
 def annotator_status(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -742,63 +570,3 @@ def my_history(con: duckdb.DuckDBPyConnection, annotator: str, limit: int = 50) 
     )
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-# -- reads for agreement, adjudication, exports and plots ---------------------------------
-
-
-def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def gold_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """People's current labels on questions of gold batches (the raters: `curation.rules`),
-    with benchmark and rationale. Imported benchmark tags are not among them."""
-    return current_labels(con, gold_only=True)
-
-
-def gold_reference_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Imported benchmark tags on gold questions (a reference beside the human labels)."""
-    return current_labels(con, gold_only=True, origin="reference")
-
-
-def all_current_labels(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """People's current labels of every question, with benchmark."""
-    return current_labels(con)
-
-
-def gold_questions(con: duckdb.DuckDBPyConnection, question_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Question text, options and answer for the adjudication page."""
-    cur = con.execute(
-        "SELECT id, dataset_name, question, options, answer_idx, answer FROM questions "
-        "WHERE id IN (SELECT unnest(?))",
-        [question_ids],
-    )
-    out = {}
-    for r in _dicts(cur):
-        opts = r["options"]
-        r["options"] = json.loads(opts) if isinstance(opts, str) else dict(opts)
-        out[r["id"]] = r
-    return out
-
-
-def annotation_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every annotation row (labels, retractions, skips) with the question's benchmark."""
-    return _dicts(con.execute(
-        "SELECT a.*, q.dataset_name FROM annotations a LEFT JOIN questions q ON q.id = a.question_id "
-        "ORDER BY a.seq"
-    ))
-
-
-def annotation_count(con: duckdb.DuckDBPyConnection) -> int:
-    """Annotation rows so far (append-only: a new count means something changed)."""
-    return int(con.execute("SELECT count(*) FROM annotations").fetchall()[0][0])
-
-
-def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Label rows per day and source (for the activity chart)."""
-    return _dicts(con.execute(
-        "SELECT CAST(created_at AS DATE) AS day, source, count(*) AS labels FROM annotations "
-        "WHERE action = 'label' GROUP BY ALL ORDER BY day, source"
-    ))

@@ -23,6 +23,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from curation.auth import hash_password
 from curation.store import Store, utcnow
+from curation.store import annotations as astore
 from curation.store import queue as q
 
 pytestmark = pytest.mark.e2e
@@ -203,7 +204,7 @@ def test_two_annotators_label_with_keyboard_and_agreement_shows_kappa(app_url, b
         page.screenshot(path=str(tmp_path / f"{name}-agreement-url.png"), full_page=True)
         ctx.close()
 
-    stored = {(r["annotator"], r["question_id"]): r["label"] for r in store.run(q.all_current_labels)}
+    stored = {(r["annotator"], r["question_id"]): r["label"] for r in store.run(astore.all_current_labels)}
     assert stored == {**{("ann1", k): v for k, v in ann1.items()}, **{("ann2", k): v for k, v in ann2.items()}}
 
     expected = cohen_kappa_score([ann1[k] for k in sorted(ann1)], [ann2[k] for k in sorted(ann2)])

@@ -28,7 +28,7 @@ from test_app_browser import (  # noqa: F401  (app_url and browser are fixtures)
 )
 
 from curation.store import Store
-from curation.store import queue as q
+from curation.store import annotations as astore
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +67,7 @@ def presses(page) -> list[tuple[str, str | None]]:
 
 
 def app_rows(store: Store, who: str) -> list[dict[str, Any]]:
-    return [r for r in store.run(q.annotation_rows) if r["annotator"] == who and r["source"] == "app"]
+    return [r for r in store.run(astore.annotation_rows) if r["annotator"] == who and r["source"] == "app"]
 
 
 def test_double_press_labels_only_the_question_on_screen(app_url, browser) -> None:  # noqa: F811
@@ -152,7 +152,7 @@ def test_second_tab_cannot_replace_a_label_made_in_the_first(app_url, browser) -
         f"question {shown} was already labeled 'reasoning' by you (another tab or window?) at ")
     rows = [r for r in app_rows(store, "ann2") if r["question_id"] == shown]
     assert [(r["action"], r["label"]) for r in rows] == [("label", "reasoning")]  # none from tab B
-    current = {(r["annotator"], r["question_id"]): r["label"] for r in store.run(q.all_current_labels)}
+    current = {(r["annotator"], r["question_id"]): r["label"] for r in store.run(astore.all_current_labels)}
     assert current == {("ann2", shown): "reasoning"}
     # tab B was re-read: it shows what tab A shows now, not the finished question
     nxt = ready(tab_a)

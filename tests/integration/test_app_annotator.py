@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from curation.auth import hash_password
 from curation.store import Store, utcnow
+from curation.store import annotations as astore
 from curation.store import queue as q
 from curation.store import users as users_store
 
@@ -182,7 +183,7 @@ def test_label_every_action_and_undo(app_store: Store) -> None:
     assert at.session_state["lab_task"]["question_id"] == third
     assert at.session_state["lab_progress"][:2] == (2, 2)
 
-    rows = app_store.run(q.annotation_rows)
+    rows = app_store.run(astore.annotation_rows)
     assert [(r["question_id"], r["action"], r["label"]) for r in rows] == [
         (first, "label", "reasoning"), (second, "label", "knowledge"),
         (third, "skip", None), (third, "retract", None)]
@@ -243,7 +244,7 @@ def test_progress_page_shows_only_own_work(app_store: Store) -> None:
 
 
 def _rows(store: Store) -> list[tuple[str, str, str | None]]:
-    return [(r["question_id"], r["action"], r["label"]) for r in store.run(q.annotation_rows)]
+    return [(r["question_id"], r["action"], r["label"]) for r in store.run(astore.annotation_rows)]
 
 
 def test_action_buttons_are_keyed_per_render(app_store: Store) -> None:

@@ -12,6 +12,7 @@ from test_app_annotator import XSS, login, seed
 
 import curation.store.annotations as ann_store
 from curation.store import Store
+from curation.store import annotations as astore
 from curation.store import queue as q
 
 pytestmark = pytest.mark.integration
@@ -74,14 +75,14 @@ def test_adjudication_records_decision_without_touching_labels(app_store: Store)
     shown = [t.value for t in at.text]
     assert XSS in shown  # question rendered as plain text
     assert "label: reasoning" in shown and "label: knowledge" in shown  # side by side
-    before = app_store.run(q.annotation_rows)
+    before = app_store.run(astore.annotation_rows)
     at.radio[0].set_value("knowledge")
     at.text_input[0].input("mechanism step needed")
     at.button[0].click().run()
     adj = app_store.run(ann_store.current_adjudications)
     assert adj[qid]["label"] == "knowledge" and adj[qid]["maintainer"] == "boss"
     assert adj[qid]["note"] == "mechanism step needed"
-    assert app_store.run(q.annotation_rows) == before  # labels untouched
+    assert app_store.run(astore.annotation_rows) == before  # labels untouched
     assert [m.value for m in at.metric] == ["2", "1"]
 
 

@@ -14,6 +14,7 @@ from test_queue import add_questions
 
 from curation.errors import ConflictError, CurationError
 from curation.store import Store, utcnow
+from curation.store import annotations as astore
 from curation.store import queue as q
 from curation.store.annotations import Annotation, append
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def rows(store: Store) -> list[tuple[str, str, str | None, str]]:
-    return [(r["question_id"], r["action"], r["label"], r["event_id"]) for r in store.run(q.annotation_rows)]
+    return [(r["question_id"], r["action"], r["label"], r["event_id"]) for r in store.run(astore.annotation_rows)]
 
 
 def test_conflict_error_is_a_curation_error() -> None:
@@ -42,7 +43,7 @@ def test_second_tab_cannot_relabel_a_finished_question(store: Store) -> None:
     assert f"question {tab_a} was already labeled 'reasoning' by you (another tab or window?) at " in msg
     assert re.search(r" at \d\d:\d\d:\d\d UTC; nothing changed\. Use Undo to change it\.$", msg), msg
     assert rows(store) == before  # no row from tab B
-    cur = store.run(q.all_current_labels)
+    cur = store.run(astore.all_current_labels)
     assert [(c["question_id"], c["label"]) for c in cur] == [(tab_a, "reasoning")]
     # a skip from the stale tab is refused the same way, and a skip blocks a late label
     with pytest.raises(ConflictError, match=f"question {tab_a} was already labeled"):
@@ -78,7 +79,7 @@ def test_relabel_after_undo_is_allowed(store: Store) -> None:
     r = q.undo_and_next(store, "ann", event_id="u1", expected=qid)
     assert r["undone"] == qid and r["task"]["question_id"] == qid and r["undo_next"] is None
     assert q.submit_and_next(store, "ann", qid, action="label", label="knowledge", event_id="e2")["recorded"]
-    cur = store.run(q.all_current_labels)
+    cur = store.run(astore.all_current_labels)
     assert [(c["question_id"], c["label"]) for c in cur] == [(qid, "knowledge")]
 
 

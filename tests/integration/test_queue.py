@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from curation.errors import InputError, NotFoundError, PermissionDenied
 from curation.labels import read_csv, read_jsonl
 from curation.store import Store, utcnow
+from curation.store import annotations as astore
 from curation.store import queue as q
 from curation.store import users as users_store
 from curation.store.batches import BatchItem, batch_items, create_batch
@@ -51,7 +52,7 @@ def label_all(store: Store, annotator: str, label: str = "reasoning", limit: int
 
 def labels_by_question(store: Store) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for r in store.run(q.all_current_labels):
+    for r in store.run(astore.all_current_labels):
         out.setdefault(r["question_id"], []).append(r["annotator"])
     return out
 
@@ -87,7 +88,7 @@ def test_work_is_spread_evenly_when_interleaved(store: Store) -> None:
     # equal-speed annotators share the work (the last items may only fit some of them)
     assert max(counts.values()) - min(counts.values()) <= 2, counts
     # breadth first: every item gets its first label before any item gets a second
-    order = [r["question_id"] for r in store.run(q.annotation_rows)]
+    order = [r["question_id"] for r in store.run(astore.annotation_rows)]
     assert len(set(order[:9])) == 9
     assert all(len(v) == 2 for v in labels_by_question(store).values())
 
@@ -124,7 +125,7 @@ def test_double_submit_is_idempotent(store: Store) -> None:
     r1 = q.submit_and_next(store, "a", task["question_id"], action="label", label="reasoning", event_id="E")
     r2 = q.submit_and_next(store, "a", task["question_id"], action="label", label="knowledge", event_id="E")
     assert r1["recorded"] and not r2["recorded"]
-    rows = store.run(q.annotation_rows)
+    rows = store.run(astore.annotation_rows)
     assert [(r["event_id"], r["label"]) for r in rows] == [("E", "reasoning")]
     assert r2["task"]["question_id"] == r1["task"]["question_id"]  # same next item, not a new lease
 
@@ -144,11 +145,11 @@ def test_skip_and_undo(store: Store) -> None:
     assert again["undone"] == t2
     r = q.undo_and_next(store, "a", event_id="u2")
     assert r["undone"] == t1 and r["task"]["question_id"] == t1
-    assert store.run(q.all_current_labels) == []  # the label is retracted, not deleted
-    actions = [x["action"] for x in store.run(q.annotation_rows)]
+    assert store.run(astore.all_current_labels) == []  # the label is retracted, not deleted
+    actions = [x["action"] for x in store.run(astore.annotation_rows)]
     assert actions == ["label", "skip", "retract", "retract"]
     r = q.submit_and_next(store, "a", t1, action="label", label="knowledge", event_id="e3")
-    cur = store.run(q.all_current_labels)
+    cur = store.run(astore.all_current_labels)
     assert [(c["question_id"], c["label"]) for c in cur] == [(t1, "knowledge")]
     assert q.undo_and_next(store, "nobody", event_id="u9")["undone"] is None
 
@@ -184,7 +185,7 @@ def test_gold_first_then_active_with_suggestions_stored(store: Store) -> None:
         res = q.submit_and_next(store, "a", t["question_id"], action="label", label="knowledge",
                                 event_id=q.new_event_id())
     assert seen == [("gold", False, None), ("gold", False, None), ("act", True, "reasoning")]
-    shown = {r["batch_id"]: r["suggestion_shown"] for r in store.run(q.annotation_rows)}
+    shown = {r["batch_id"]: r["suggestion_shown"] for r in store.run(astore.annotation_rows)}
     assert shown == {"gold": False, "act": True}
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from curation import labelstudio as lsmod
 from curation.errors import ConfigError, InputError
-from curation.store.annotations import Annotation
 from curation.labelstudio.mapping import TaskRef, VersionRow
+from curation.store.annotations import Annotation
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,8 @@ import streamlit as st
 import curation.store.annotations as ann_store
 from curation.schema import LABELS
 from curation.services.annotate import adjudication_queue
-from curation.store import queue, utcnow
+from curation.store import annotations as astore
+from curation.store import utcnow
 from ui.common import get_store, require_role, show_plain
 
 user = require_role("maintainer")
@@ -29,7 +30,7 @@ if not shown:
     st.stop()
 
 qid = st.selectbox("Question", shown, key="adj_qid")
-question = store.run(lambda con: queue.gold_questions(con, [qid]))[qid]
+question = store.run(lambda con: astore.gold_questions(con, [qid]))[qid]
 st.caption(f"{question['dataset_name']} · {qid}")
 with st.container(border=True):
     show_plain(question["question"])

@@ -14,7 +14,7 @@ import streamlit as st
 
 from curation import plots
 from curation.services.annotate import agreement_summary
-from curation.store import queue
+from curation.store import annotations as astore
 from ui.common import get_store, require_role
 
 require_role("maintainer")
@@ -30,7 +30,7 @@ def _report(db: str, n_boot: int, n_annotation_rows: int) -> dict[str, Any]:
 
 
 current, per_day, n_rows = store.run(lambda con: (
-    queue.all_current_labels(con), queue.labels_per_day(con), queue.annotation_count(con)))
+    astore.all_current_labels(con), astore.labels_per_day(con), astore.annotation_count(con)))
 n_boot = st.select_slider("Bootstrap resamples", options=[200, 500, 1000, 2000], value=1000)
 report = _report(str(store.path), n_boot, n_rows)
 if not report["n_rows"]:

@@ -14,8 +14,8 @@ require_role("maintainer")
 
 from curation import plots  # noqa: E402
 from curation.services.learn import al_flags, al_status  # noqa: E402
+from curation.store import annotations as astore  # noqa: E402
 from curation.store import models as sm  # noqa: E402
-from curation.store import queue  # noqa: E402
 from ui.common import get_store, show_plain  # noqa: E402
 
 store = get_store()
@@ -79,7 +79,7 @@ else:
         st.dataframe(fdf, hide_index=True, use_container_width=True)
         pick = st.selectbox("Show question", [f["id"] for f in flags["flags"]], key="flags_pick")
         if pick:
-            q = store.run(lambda con: queue.gold_questions(con, [pick])).get(pick)
+            q = store.run(lambda con: astore.gold_questions(con, [pick])).get(pick)
             if q:
                 show_plain(q["question"])
                 show_plain("\n".join(f"{k}. {v}" for k, v in sorted(q["options"].items())))

@@ -1,0 +1,300 @@
+"""The classifier's torch-free half: training configuration, label encoding, the stratified
+split, the `Classifier` interface with its saved metadata (`ModelInfo`), and the TF-IDF +
+logistic regression baseline (scikit-learn).
+
+`curation.model` holds the transformer side (the only code that imports torch and
+transformers), `train`, `evaluate` and `load`, and re-exports every name here; its docstring
+describes both kinds of model and the saved folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curation.calibration import CALIBRATIONS, THRESHOLD_RULES, Calibrator
+from curation.errors import InputError
+
+__all__ = [
+    "DEFAULT_BASE",
+    "FORMAT_VERSION",
+    "LABEL_NAMES",
+    "MODEL_FILE",
+    "Classifier",
+    "ModelInfo",
+    "Progress",
+    "TfidfClassifier",
+    "TrainConfig",
+    "encode_labels",
+    "new_version",
+    "stratified_split",
+    "train_tfidf",
+]
+
+DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
+MODEL_FILE = "curation_model.json"
+FORMAT_VERSION = 1
+LABEL_NAMES: tuple[str, str] = ("knowledge", "reasoning")  # index 1 = reasoning (positive class)
+
+Progress = Callable[[str, int, int], None]
+
+
+def _noop_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (all have defaults that work on CPU)."""
+
+    base: str = DEFAULT_BASE
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 256
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    val_fraction: float = 0.15
+    patience: int = 1
+    seed: int = 0
+    device: str = "auto"
+    threshold_rule: str = "kappa"
+    fixed_threshold: float = 0.5
+    calibration: str = "platt"
+    # tfidf baseline
+    tfidf_c: float = 4.0
+    tfidf_max_features: int = 50_000
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 8 <= self.max_length <= 4096:
+            raise InputError(f"max_length must be between 8 and 4096, got {self.max_length}")
+        if not 0.05 <= self.val_fraction <= 0.5:
+            raise InputError(f"val_fraction must be between 0.05 and 0.5, got {self.val_fraction}")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise InputError(
+                f"threshold rule {self.threshold_rule!r} is not one of {', '.join(THRESHOLD_RULES)}"
+            )
+        if self.calibration not in CALIBRATIONS:
+            raise InputError(
+                f"calibration {self.calibration!r} is not one of {', '.join(CALIBRATIONS)}"
+            )
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise InputError(f"device {self.device!r} is not auto, cpu or cuda[:N]")
+
+
+# ----------------------------------------------------------------------------------------
+# Data helpers
+# ----------------------------------------------------------------------------------------
+def encode_labels(labels: Sequence[str]) -> np.ndarray:
+    """`reasoning` -> 1, `knowledge` -> 0; anything else is an InputError."""
+    out = np.empty(len(labels), dtype=int)
+    for i, lab in enumerate(labels):
+        if lab == "reasoning":
+            out[i] = 1
+        elif lab == "knowledge":
+            out[i] = 0
+        else:
+            raise InputError(f"row {i + 1}: label {lab!r} is not reasoning or knowledge")
+    return out
+
+
+def stratified_split(y: Sequence[int] | np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held) with `fraction` of each class held out (at least 1 per class
+    when the class has >= 2 rows). Deterministic for a seed."""
+    t = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    held: list[int] = []
+    for c in np.unique(t):
+        idx = np.flatnonzero(t == c)
+        rng.shuffle(idx)
+        k = int(round(fraction * len(idx)))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        held.extend(idx[:k].tolist())
+    held_arr = np.array(sorted(held), dtype=int)
+    rest = np.setdiff1d(np.arange(len(t)), held_arr)
+    return rest, held_arr
+
+
+# ----------------------------------------------------------------------------------------
+# The classifier interface
+# ----------------------------------------------------------------------------------------
+@dataclass
+class ModelInfo:
+    """What `curation_model.json` holds."""
+
+    kind: str  # "transformer" | "tfidf"
+    version: str
+    base: str
+    threshold: float
+    calibration: dict[str, Any]
+    max_length: int = 256
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    format_version: int = FORMAT_VERSION
+    labels: tuple[str, str] = LABEL_NAMES
+    input_format: str = "curation.schema.format_for_model: question, blank line, 'A. option' lines"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reasoning_threshold"] = self.threshold
+        d["labels"] = list(self.labels)
+        return d
+
+
+def new_version(base: str) -> str:
+    """A unique, readable model version: ``<base short name>-<UTC time>-<random hex>``."""
+    short = "tfidf" if base == "tfidf" else Path(base.rstrip("/")).name.lower()
+    short = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in short)[:40] or "model"
+    if "minilm" in short:
+        short = "minilm"
+    return f"{short}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+class Classifier:
+    """A trained reasoning/knowledge classifier (transformer or tfidf)."""
+
+    info: ModelInfo
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def threshold(self) -> float:
+        return self.info.threshold
+
+    def logits(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+        """Raw reasoning logit z per text (uncalibrated)."""
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+        """A dense feature vector per text (for diversity-based query strategies)."""
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+        """Calibrated probability of `reasoning` per text."""
+        z = self.logits(texts, batch_size=batch_size, progress=progress)
+        return Calibrator.from_dict(self.info.calibration)(z)
+
+    def save(self, out: str | os.PathLike[str]) -> Path:
+        raise NotImplementedError
+
+    def _write_info(self, out: Path) -> None:
+        tmp = out / (MODEL_FILE + ".tmp")
+        tmp.write_text(json.dumps(self.info.to_json(), indent=2, default=_json_default) + "\n", encoding="utf-8")
+        tmp.replace(out / MODEL_FILE)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+# ---- tfidf ----------------------------------------------------------------------------
+class TfidfClassifier(Classifier):
+    """TF-IDF (word 1-2 grams, sublinear tf) + L2 logistic regression (class-balanced)."""
+
+    def __init__(self, vectorizer: Any, coef: np.ndarray, intercept: float, info: ModelInfo) -> None:
+        self.vectorizer = vectorizer
+        self.coef = np.asarray(coef, dtype=float).ravel()
+        self.intercept = float(intercept)
+        self.info = info
+        self._svd: Any = None
+
+    @staticmethod
+    def make_vectorizer(max_features: int = 50_000, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(
+            ngram_range=(1, 2), min_df=1 if vocabulary else 2, max_features=None if vocabulary else max_features,
+            sublinear_tf=True, strip_accents="unicode", lowercase=True, vocabulary=vocabulary,
+            dtype=np.float64,
+        )
+
+    def features(self, texts: Sequence[str]) -> Any:
+        return self.vectorizer.transform(list(texts))
+
+    def logits(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros(0)
+        x = self.features(texts)
+        return np.asarray(x @ self.coef + self.intercept, dtype=float).ravel()
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64, progress: Progress | None = None) -> np.ndarray:
+        """L2-normalised TF-IDF reduced to <= 64 dimensions with a truncated SVD fitted on `texts`."""
+        from sklearn.decomposition import TruncatedSVD
+
+        x = self.features(texts)
+        k = max(1, min(64, x.shape[0] - 1, x.shape[1] - 1))
+        if x.shape[0] < 3:
+            dense = np.asarray(x.todense())
+            return dense / np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
+        e = TruncatedSVD(n_components=k, random_state=0).fit_transform(x)
+        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+
+    def save(self, out: str | os.PathLike[str]) -> Path:
+        path = Path(out)
+        path.mkdir(parents=True, exist_ok=True)
+        vocab = self.vectorizer.vocabulary_
+        terms = sorted(vocab, key=vocab.__getitem__)
+        np.savez_compressed(
+            path / "tfidf.npz",
+            terms=np.array(terms, dtype=object).astype(str),
+            idf=np.asarray(self.vectorizer.idf_, dtype=float),
+            coef=self.coef,
+            intercept=np.array([self.intercept]),
+        )
+        self._write_info(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path, info: ModelInfo) -> TfidfClassifier:
+        data = np.load(path / "tfidf.npz", allow_pickle=False)
+        terms = [str(t) for t in data["terms"]]
+        vec = cls.make_vectorizer(vocabulary={t: i for i, t in enumerate(terms)})
+        vec.idf_ = data["idf"]
+        return cls(vec, data["coef"], float(data["intercept"][0]), info)
+
+
+def train_tfidf(
+    texts: Sequence[str], y: np.ndarray, config: TrainConfig
+) -> tuple[Any, np.ndarray, float]:
+    """Fit the TF-IDF + logistic regression baseline; returns (vectorizer, coef, intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfClassifier.make_vectorizer(config.tfidf_max_features)
+    try:
+        x = vec.fit_transform(list(texts))
+    except ValueError:  # every term below min_df on tiny data
+        vec = TfidfClassifier.make_vectorizer(config.tfidf_max_features)
+        vec.set_params(min_df=1)
+        x = vec.fit_transform(list(texts))
+    if len(np.unique(y)) < 2:
+        p = float(np.clip(np.mean(y), 1e-3, 1 - 1e-3))
+        return vec, np.zeros(x.shape[1]), math.log(p / (1 - p))
+    lr = LogisticRegression(C=config.tfidf_c, class_weight="balanced", max_iter=2000, random_state=config.seed)
+    lr.fit(x, y)
+    return vec, lr.coef_.ravel(), float(lr.intercept_[0])
