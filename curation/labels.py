@@ -1,7 +1,7 @@
 """Label exports and agreement inputs, pure shaping; plus reading the guidelines file.
 
 `export_rows` turns annotation rows (every row: labels, retractions, skips) into flat
-records; `write_jsonl` / `write_csv` write them and `read_jsonl` / `read_csv` read them
+records; `write_jsonl` / `write_csv` write them and `parse_export_jsonl` / `parse_export_csv` read them
 back (round trip, tested). `agreement_inputs` turns current labels into the
 `(item, rater, label)` rows and item->benchmark groups that `curation.agreement` takes.
 """
@@ -113,14 +113,14 @@ def render(records: Sequence[Mapping[str, Any]], fmt: str) -> str:
     raise InputError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
 
 
-def read_jsonl(text: str) -> list[dict[str, Any]]:
+def parse_export_jsonl(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 _INT_FIELDS = ("seq", "confidence")
 
 
-def read_csv(text: str) -> list[dict[str, Any]]:
+def parse_export_csv(text: str) -> list[dict[str, Any]]:
     """Read a CSV export back into the same records `export_rows` made."""
     out: list[dict[str, Any]] = []
     for rec in csv.DictReader(io.StringIO(text)):

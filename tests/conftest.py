@@ -25,6 +25,19 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "store.duckdb")
 
 
+@pytest.fixture
+def app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A fresh store for the Streamlit app (via CURATION_DB), with Streamlit's caches cleared
+    so each test gets its own rate limiter and store handle."""
+    import streamlit as st
+
+    db = tmp_path / "app.duckdb"
+    monkeypatch.setenv("CURATION_DB", str(db))
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    return Store(db)
+
+
 @pytest.fixture(scope="session")
 def sample_rows() -> list[dict[str, Any]]:
     with sample_path("benchmarks_sample.jsonl").open(encoding="utf-8") as fh:

@@ -21,14 +21,6 @@ from ui.common import current_user, get_store, log_in, log_out, login_limiter  #
 
 PAGES = _UI / "pages"
 
-# Maintainer pages written by other areas; registered when their file exists.
-OPTIONAL_MAINTAINER_PAGES = (
-    ("models.py", "Models", ":material/model_training:"),
-    ("labelstudio.py", "Label Studio", ":material/sync_alt:"),
-    ("releases.py", "Releases", ":material/inventory_2:"),
-)
-
-
 def login_page() -> None:
     from curation.auth import check_login
     from curation.store import users as users_store
@@ -62,7 +54,7 @@ def login_page() -> None:
     st.rerun()
 
 
-def page_specs(role: str, pages_dir: Path = PAGES) -> dict[str, list[tuple[str, str, str]]]:
+def page_specs(role: str) -> dict[str, list[tuple[str, str, str]]]:
     """Which page files a role may open, by section: `(filename, title, icon)`. Nothing else
     is registered with `st.navigation`, so nothing else can be reached, even by URL."""
     sections: dict[str, list[tuple[str, str, str]]] = {
@@ -72,13 +64,14 @@ def page_specs(role: str, pages_dir: Path = PAGES) -> dict[str, list[tuple[str, 
         ]
     }
     if role == "maintainer":
-        maintain = [
+        sections["Maintain"] = [
             ("agreement.py", "Agreement", ":material/handshake:"),
             ("adjudicate.py", "Adjudication", ":material/gavel:"),
             ("assignment.py", "Assignment", ":material/assignment:"),
+            ("models.py", "Models", ":material/model_training:"),
+            ("labelstudio.py", "Label Studio", ":material/sync_alt:"),
+            ("releases.py", "Releases", ":material/inventory_2:"),
         ]
-        maintain += [spec for spec in OPTIONAL_MAINTAINER_PAGES if (pages_dir / spec[0]).exists()]
-        sections["Maintain"] = maintain
     return sections
 
 

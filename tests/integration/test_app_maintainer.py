@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import streamlit as st
 from sklearn.metrics import cohen_kappa_score
 from streamlit.testing.v1 import AppTest
 from test_app_annotator import XSS, login, seed
@@ -21,13 +18,6 @@ ANN1 = ["reasoning", "reasoning", "knowledge", "knowledge", "reasoning", "knowle
 ANN2 = ["reasoning", "knowledge", "knowledge", "knowledge", "reasoning", "reasoning"]
 
 
-@pytest.fixture
-def app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    db = tmp_path / "app.duckdb"
-    monkeypatch.setenv("CURATION_DB", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return Store(db)
 
 
 def label_gold(store: Store, texts: dict[int, str] | None = None) -> dict[str, dict[str, str]]:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from curation.errors import InputError, NotFoundError, PermissionDenied
-from curation.labels import read_csv, read_jsonl
+from curation.labels import parse_export_csv, parse_export_jsonl
 from curation.store import Store, utcnow
 from curation.store import annotations as astore
 from curation.store import queue as q
@@ -310,8 +310,8 @@ def test_cli_users_gold_agreement_export(tmp_path: Path) -> None:
     out = tmp_path / "labels.csv"
     r = _cli(["labels", "export", "--format", "csv", "--out", str(out)], db)
     assert r.exit_code == 0, r.output
-    rows_csv = read_csv(out.read_text())
-    rows_jsonl = read_jsonl(_cli(["labels", "export", "--format", "jsonl"], db).output)
+    rows_csv = parse_export_csv(out.read_text())
+    rows_jsonl = parse_export_jsonl(_cli(["labels", "export", "--format", "jsonl"], db).output)
     assert len(rows_csv) == 8 == len(rows_jsonl)
     assert rows_csv == rows_jsonl  # the two formats round-trip to the same records
     assert {r["annotator"] for r in rows_csv} == {"ann1", "ann2"}

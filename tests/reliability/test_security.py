@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from relkit import SECRETS, find_secrets, run_cli, scan_tree, seed_questions, snapshot
 from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
@@ -32,12 +31,8 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
-def app_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    db = tmp_path / "app.duckdb"
-    monkeypatch.setenv("CURATION_DB", str(db))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    store = Store(db)
+def app_store(app_store: Store) -> Store:
+    store = app_store  # tests/conftest.py's, seeded here
     seed_questions(store, 4, prefix="sec", batch_id="gold-sec", kind="gold", overlap=2)
     store.run(lambda con: [users_store.add_user(con, n, role=r, password=PASSWORD)
                            for n, r in (("ann1", "annotator"), ("boss", "maintainer"))])

@@ -61,8 +61,8 @@ def test_export_round_trips_in_both_formats() -> None:
         _row(seq=3, event_id="e3", confidence=2, rationale='two steps, "vignette"\nthen ß', suggestion_shown=True),
     ])
     assert rows[0]["created_at"] == "2026-01-02T03:04:05"
-    assert labels.read_jsonl(labels.render(rows, "jsonl")) == rows
-    assert labels.read_csv(labels.render(rows, "csv")) == rows
+    assert labels.parse_export_jsonl(labels.render(rows, "jsonl")) == rows
+    assert labels.parse_export_csv(labels.render(rows, "csv")) == rows
     with pytest.raises(InputError, match="format"):
         labels.render(rows, "xml")
 

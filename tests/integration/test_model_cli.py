@@ -18,7 +18,7 @@ from curation.store import models as sm
 from curation.store.annotations import Annotation, adjudicate, append
 from curation.store.batches import BatchItem, create_batch
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "curation" / "data" / "medxpertqa_labeled_dev.jsonl"
