@@ -171,9 +171,14 @@ def new_version(base: str) -> str:
 
 
 class Classifier:
-    """A trained reasoning/knowledge classifier (transformer or tfidf)."""
+    """A trained reasoning/knowledge classifier (transformer or tfidf).
+
+    `fit_rows`: after `model.train`, the positions of the rows it was fitted on (`train`)
+    and validated on (`validation`: early stopping, calibration, threshold); a loaded model
+    has none (its folder's `seen_ids.json` says which questions it saw)."""
 
     info: ModelInfo
+    fit_rows: dict[str, list[int]]  # set by model.train
 
     @property
     def version(self) -> str:

@@ -525,6 +525,7 @@ def train(
         "validation_note": "calibration and threshold are fitted on this split; its numbers are optimistic",
         "training": train_log,
     }
+    clf.fit_rows = {"train": [int(i) for i in tr], "validation": [int(i) for i in va]}
     return clf
 
 

@@ -78,13 +78,9 @@ def _store(store: Store | None, db: str | None) -> Store:
     return store if store is not None else Store(db)
 
 
-def seen_split(ids: Sequence[str], labels: Sequence[str], cfg: Any) -> dict[str, list[str]]:
-    """The ids `model.train` fits on and validates on: the same `stratified_split` call it
-    makes (deterministic for the labels, fraction and seed)."""
-    from curation import model as M
-
-    tr, va = M.stratified_split(M.encode_labels(labels), cfg.val_fraction, cfg.seed)
-    return {"train": [ids[i] for i in tr], "validation": [ids[i] for i in va]}
+def seen_ids(ids: Sequence[str], clf: Any) -> dict[str, list[str]]:
+    """The question ids `clf` was fitted and validated on (`Classifier.fit_rows`)."""
+    return {role: [ids[i] for i in rows] for role, rows in clf.fit_rows.items()}
 
 
 def write_seen_ids(folder: str | Path, seen: dict[str, list[str]]) -> None:
@@ -159,7 +155,7 @@ def train_model(
         ids, label_list = [r["id"] for r in rows], [r["label"] for r in rows]
         clf = M.train(_texts(rows), label_list, cfg, progress=progress)
     n_train = len(ids)
-    seen = seen_split(ids, label_list, cfg)
+    seen = seen_ids(ids, clf)
     clf.info.metrics["train_source"] = "store" if labels == "store" else str(labels)
     path = clf.save(out)
     write_seen_ids(path, seen)

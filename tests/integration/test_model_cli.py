@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -42,7 +43,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _insert_questions(con, rows: list[dict]) -> None:  # noqa: ANN001
+def _insert_questions(con: Any, rows: list[dict]) -> None:
     con.executemany(
         "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, meta, text_hash, ingested_at) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -59,7 +60,7 @@ def store(tmp_path: Path) -> tuple[str, list[dict]]:
     rows = _rows(260)
     gold, labeled = rows[:30], rows[30:180]
 
-    def setup(con) -> None:  # noqa: ANN001
+    def setup(con: Any) -> None:
         _insert_questions(con, rows)
         create_batch(con, batch_id="gold-1", kind="gold", items=[BatchItem(r["id"]) for r in gold], overlap=2,
                      show_suggestions=False, created_at=T0)
@@ -90,6 +91,11 @@ def test_train_and_classify_file(tmp_path: Path) -> None:
     assert info["n_labels"] == 200 and info["kind"] == "tfidf"
     meta = json.loads((tmp_path / "m" / "curation_model.json").read_text())
     assert meta["reasoning_threshold"] == info["reasoning_threshold"] and "validation" in meta["metrics"]
+    # the model folder says which questions it was fitted and validated on: the file's, split
+    seen = json.loads((tmp_path / "m" / "seen_ids.json").read_text())
+    assert not set(seen["train"]) & set(seen["validation"])
+    assert sorted(seen["train"] + seen["validation"]) == sorted(r["id"] for r in _rows(200))
+    assert len(seen["validation"]) == meta["metrics"]["n_val"] > 0
     out = tmp_path / "o.jsonl"
     res = runner.invoke(_app(), ["classify", "--model", str(tmp_path / "m"), "--input", str(unl), "--output", str(out)])
     assert res.exit_code == 0, res.output
@@ -129,6 +135,9 @@ def test_store_round_trip(tmp_path: Path, store: tuple[str, list[dict]]) -> None
     assert res.exit_code == 0, res.output
     r1 = json.loads(res.output)
     assert r1["round"] == 1 and r1["n_labels"] == 150
+    # the store records the ids it saw: the 150 non-gold labels, never a gold item
+    seen = Store(db).run(lambda con: sm.seen_ids(con, r1["model_version"]))
+    assert seen == {x.question_id for x in labs if not x.gold}
     g = r1["gold"]
     assert g["n_gold"] == 30 and -1 <= g["kappa"] <= 1 and g["kappa_ci"][0] <= g["kappa"] <= g["kappa_ci"][1]
     assert g["human_kappa"] is not None and g["human_kappa_ci"][0] <= g["human_kappa"]

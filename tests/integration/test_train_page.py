@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import streamlit as st
@@ -31,7 +32,7 @@ def page_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     rows[50]["question"] = XSS
     now = utcnow()
 
-    def work(con) -> None:  # noqa: ANN001
+    def work(con: Any) -> None:
         con.executemany(
             "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, text_hash, ingested_at) "
             "VALUES (?,?,?,?,?,?,?,?,?,?)",

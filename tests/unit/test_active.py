@@ -94,7 +94,7 @@ def test_identical_embeddings_still_give_k_ids() -> None:
         assert len(set(active.query(s, ids, 4, probs=np.full(10, 0.3), embeddings=np.ones((10, 2))))) == 4
 
 
-def _fit(ids: list[str], y: np.ndarray):  # noqa: ANN202
+def _fit(ids: list[str], y: np.ndarray):  # returns a fit function
     share = float(np.mean(y)) if len(y) else 0.5
     return lambda q: np.array([0.5 if int(i) % 2 else share for i in q], dtype=float)
 
