@@ -76,11 +76,12 @@ def share_table(share: dict) -> Table:  # type: ignore[type-arg]
 
     table = Table(title=f"Predicted reasoning share (model {share['model_version']}; "
                         f"paper: {paper.pct(paper.REASONING_SHARE)} overall)")
-    for col in ("benchmark", "split", "questions", "reasoning", "share", "95 % CI"):
+    for col in ("benchmark", "split", "questions", "reasoning", "share", "95 % CI", "in training"):
         table.add_column(col, justify="left" if col in ("benchmark", "split") else "right")
     for r in share["per_benchmark"]:
         table.add_row(r["dataset_name"], r["split"], f"{r['n']:,}", f"{r['n_reasoning']:,}",
-                      f"{r['share']:.1%}", f"{r['ci'][0]:.1%}-{r['ci'][1]:.1%}")
+                      f"{r['share']:.1%}", f"{r['ci'][0]:.1%}-{r['ci'][1]:.1%}", f"{r['n_in_training']:,}")
+    table.caption = "in training: questions the model trained or validated on (their share is in-sample)"
     return table
 
 

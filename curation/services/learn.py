@@ -156,7 +156,8 @@ def train_model(
         clf = M.train(_texts(rows), label_list, cfg, progress=progress)
     n_train = len(ids)
     seen = seen_ids(ids, clf)
-    clf.info.metrics["train_source"] = "store" if labels == "store" else str(labels)
+    # the file's name, not its path: the source is published in cards and manifests
+    clf.info.metrics["train_source"] = "store" if labels == "store" else Path(labels).name
     path = clf.save(out)
     write_seen_ids(path, seen)
     result: dict[str, Any] = {

@@ -257,13 +257,16 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     if latest:
         version = latest["version"]
         counts = con.execute(
-            "SELECT q.dataset_name, q.split, count(*), count(*) FILTER (WHERE p.is_reasoning) "
-            "FROM predictions p JOIN questions q ON q.id = p.question_id WHERE p.model_version = ? "
+            "SELECT q.dataset_name, q.split, count(*), count(*) FILTER (WHERE p.is_reasoning), "
+            "count(*) FILTER (WHERE q.id IN (SELECT question_id FROM model_items WHERE model_version = $v)) "
+            "FROM predictions p JOIN questions q ON q.id = p.question_id WHERE p.model_version = $v "
             "GROUP BY ALL ORDER BY 1, 2",
-            [version],
+            {"v": version},
         ).fetchall()
+        # n_in_training: rows the model trained or validated on (their prediction is in-sample)
         share = {"model_version": version,
-                 "per_benchmark": [{"dataset_name": d, "split": sp, "n": n, "n_reasoning": k} for d, sp, n, k in counts]}
+                 "per_benchmark": [{"dataset_name": d, "split": sp, "n": n, "n_reasoning": k, "n_in_training": t}
+                                   for d, sp, n, k, t in counts]}
     return {
         "reasoning_share": share,
         "questions": sum(r["questions"] for r in per),
