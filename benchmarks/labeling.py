@@ -3,7 +3,7 @@
 A store with N questions (default 100,000), a gold batch and an active-learning batch, and
 A concurrent simulated annotators (threads, as Streamlit sessions are) labeling with a think
 time between actions; some submissions are sent twice (double clicks). Measured per action:
-the wall time of the one call the app makes (`queue.submit_and_next`: record + lease the
+the wall time of the one call the app makes (`annotate.submit_and_next`: record + lease the
 next item in one transaction, including waiting for the store). Then it checks that no label
 was lost or duplicated and that no item got more than K labels.
 
@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb  # noqa: E402
 
 from curation import assign  # noqa: E402
+from curation.services import annotate
 from curation.store import LOCK_STATS, Store, utcnow  # noqa: E402
 from curation.store import queue as q  # noqa: E402
 from curation.store.batches import BatchItem, create_batch  # noqa: E402
@@ -68,7 +69,7 @@ def build_store(path: Path, n_questions: int, n_annotators: int, gold: int, acti
         )
 
     store.run(work)
-    q.draw_gold(store, gold, 2, seed=0, batch_id="gold-bench")
+    annotate.draw_gold(store, gold, 2, seed=0, batch_id="gold-bench")
     pool = store.run(lambda con: [r[0] for r in con.execute(
         "SELECT id FROM questions WHERE split = 'train' ORDER BY id LIMIT ?", [active]).fetchall()])
     store.run(lambda con: create_batch(
@@ -110,7 +111,7 @@ def simulate(store: Store, mode: str, n_annotators: int, actions: int, think_ms:
         rng = random.Random(seed * 1000 + idx)
         name = f"ann{idx:02d}"
         try:
-            task = q.fetch_next(store, name)["task"]
+            task = annotate.fetch_next(store, name)["task"]
             qid = task["question_id"] if task else None
             barrier.wait()
             for n in range(actions):
@@ -118,11 +119,11 @@ def simulate(store: Store, mode: str, n_annotators: int, actions: int, think_ms:
                     break
                 if think_ms:
                     time.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
-                event = q.new_event_id()
+                event = annotate.new_event_id()
                 label = rng.choice(("reasoning", "knowledge"))
                 t0 = time.perf_counter()
                 if mode == "ours":
-                    nxt = q.submit_and_next(store, name, qid, action="label", label=label, event_id=event)["task"]
+                    nxt = annotate.submit_and_next(store, name, qid, action="label", label=label, event_id=event)["task"]
                     new_qid = nxt["question_id"] if nxt else None
                 else:
                     new_qid = naive_submit_and_next(store, name, qid, label, event)
@@ -132,7 +133,7 @@ def simulate(store: Store, mode: str, n_annotators: int, actions: int, think_ms:
                     submitted[event] = (name, qid)
                 if double_every and n % double_every == 0:  # a double click: same event again
                     if mode == "ours":
-                        q.submit_and_next(store, name, qid, action="label", label=label, event_id=event)
+                        annotate.submit_and_next(store, name, qid, action="label", label=label, event_id=event)
                     else:
                         naive_submit_and_next(store, name, qid, label, event)
                 qid = new_qid

@@ -44,8 +44,10 @@ def run(gold_size: int, overlap: int, n_annotators: int, seed: int) -> dict[str,
     # the checkout on PYTHONPATH decides (an editable install elsewhere must not mix in)
     new_layout = (Path(curation.__file__).parent / "services").is_dir()
     if new_layout:
+        from curation.services import annotate as queue_actions
         from curation.services.learn import classify, train_model
     else:
+        queue_actions = q  # type: ignore[assignment]
         from curation.cli.model import classify, train_model  # type: ignore[no-redef]
 
     tmp = Path(tempfile.mkdtemp(prefix="provenance-"))
@@ -54,12 +56,12 @@ def run(gold_size: int, overlap: int, n_annotators: int, seed: int) -> dict[str,
     names = [f"ann{i + 1}" for i in range(n_annotators)]
     for n in names:
         store.run(lambda con, n=n: users.add_user(con, n, role="annotator", password="pw-" + "x" * 12))
-    gold = q.draw_gold(store, gold_size, overlap, seed=seed)
+    gold = queue_actions.draw_gold(store, gold_size, overlap, seed=seed)
     tags = dict(store.run(lambda con: con.execute(
         "SELECT question_id, label FROM annotations WHERE source = 'import'").fetchall()))
     served: dict[str, int] = {n: 0 for n in names}
     active = list(names)
-    tasks = {n: q.fetch_next(store, n)["task"] for n in names}
+    tasks = {n: queue_actions.fetch_next(store, n)["task"] for n in names}
     while active:  # round-robin, like annotators working side by side
         for n in list(active):
             task = tasks[n]
@@ -67,8 +69,8 @@ def run(gold_size: int, overlap: int, n_annotators: int, seed: int) -> dict[str,
                 active.remove(n)
                 continue
             qid = task["question_id"]
-            res = q.submit_and_next(store, n, qid, action="label", label=_label(seed, n, qid, tags.get(qid)),
-                                    event_id=q.new_event_id())
+            res = queue_actions.submit_and_next(store, n, qid, action="label", label=_label(seed, n, qid, tags.get(qid)),
+                                    event_id=queue_actions.new_event_id())
             served[n] += 1
             tasks[n] = res["task"]
     gold_ids = set(store.run(lambda con: [r[0] for r in con.execute(

@@ -2,7 +2,7 @@
 
 Load, all at once against one DuckDB file:
 - `--annotators` app sessions (threads of this process, as Streamlit serves them) labeling
-  through the app's queue API (`queue.submit_and_next`), with occasional double submits;
+  through the app's queue API (`annotate.submit_and_next`), with occasional double submits;
 - a second process with 2 more annotators on the same queue (tests/reliability/workers.py);
 - the maintainer's commands in a loop as child processes: `curation train --model tfidf`,
   `curation classify`, `curation release build`;

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.ingest import ingest_sample, sample_path
+from curation.services import annotate
 from curation.store import Store
 
 DEMO_USERS = (("demo-maintainer", "maintainer"), ("demo-annotator", "annotator"), ("demo-annotator2", "annotator"))
@@ -67,12 +68,11 @@ def ensure_users(store: Store) -> dict[str, Any]:
 
 
 def ensure_gold(store: Store) -> dict[str, Any]:
-    from curation.store import queue
 
     have = store.run(lambda con: con.execute("SELECT id FROM batches WHERE kind = 'gold'").fetchall())
     if have:
         return {"batch_id": have[0][0], "created": False}
-    batch = queue.draw_gold(store, GOLD_SIZE, GOLD_OVERLAP, seed=0, created_by="demo")
+    batch = annotate.draw_gold(store, GOLD_SIZE, GOLD_OVERLAP, seed=0, created_by="demo")
     return {**batch, "created": True}
 
 

@@ -23,7 +23,7 @@ PAGES = _UI / "pages"
 
 def login_page() -> None:
     from curation.auth import check_login
-    from curation.store import users as users_store
+    from curation.services.annotate import find_user
     from curation.store import utcnow
 
     st.title("Reasoning vs knowledge: annotation")
@@ -43,7 +43,7 @@ def login_page() -> None:
     if wait > 0:
         st.error(f"Too many failed attempts; try again in {int(wait) + 1} s.")
         return
-    row = get_store().run(lambda con: users_store.get_user(con, name)) if name else None
+    row = find_user(get_store(), name)
     ok = check_login(row["password_hash"] if row else None, password)
     if not ok or row is None or row["disabled"]:
         limiter.record_failure(name, client, now)

@@ -84,9 +84,9 @@ def current_user() -> dict[str, Any] | None:
         st.session_state["auth_message"] = "Your session expired; please log in again."
         return None
     if policy.needs_recheck(checked_at=user["checked_at"], now=now):
-        from curation.store import users as users_store
+        from curation.services.annotate import find_user
 
-        row = get_store().run(lambda con: users_store.get_user(con, user["name"]))
+        row = find_user(get_store(), user["name"])
         if row is None or row["disabled"]:
             log_out()
             st.session_state["auth_message"] = "This account is disabled."

@@ -12,6 +12,7 @@ import typer
 
 from curation.cli._common import DbOption, JsonOption, console, handle_errors, print_json, store
 from curation.errors import ConfigError, InputError
+from curation.services import annotate
 
 users_app = typer.Typer(help="Accounts for the annotation app.", no_args_is_help=True)
 gold_app = typer.Typer(help="The gold set (random, stratified, blind).", no_args_is_help=True)
@@ -48,13 +49,10 @@ def users_add(
 ) -> None:
     """Create an account (the password is stored as an Argon2 hash, never in plain)."""
     from curation import auth
-    from curation.store import users
 
-    auth.validate_username(name)
+    auth.validate_username(name)  # before asking for the password
     auth.validate_role(role)
-    password = read_password(password_file)
-    auth.validate_password(password)
-    user = store(db).run(lambda con: users.add_user(con, name, role=role, password=password))
+    user = annotate.add_user(store(db), name, role=role, password=read_password(password_file))
     if as_json:
         print_json(user)
     else:
@@ -65,9 +63,7 @@ def users_add(
 @handle_errors
 def users_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     """List accounts (no hashes)."""
-    from curation.store import users
-
-    rows = store(db).run(users.list_users)
+    rows = annotate.list_users(store(db))
     if as_json:
         print_json(rows)
         return
@@ -87,7 +83,7 @@ def gold_draw(
     as_json: JsonOption = False,
 ) -> None:
     """Draw a random gold batch of split='test' questions, stratified by benchmark."""
-    from curation.store.queue import draw_gold
+    from curation.services.annotate import draw_gold
 
     res = draw_gold(store(db), size, overlap, seed, batch_id=batch_id, created_by="cli")
     if as_json:
@@ -152,12 +148,11 @@ def labels_export(
     db: DbOption = None,
 ) -> None:
     """Every annotation row (labels, undos, skips) with annotator, time and source."""
-    from curation.labels import FORMATS, export_rows, render
-    from curation.store.annotations import annotation_rows
+    from curation.labels import FORMATS, render
 
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    text = render(export_rows(store(db).run(annotation_rows)), fmt)
+    text = render(annotate.annotation_export(store(db)), fmt)
     if out is None:
         sys.stdout.write(text)
         return

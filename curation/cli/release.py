@@ -115,16 +115,9 @@ def publish(
 
 def list_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Releases recorded in the store and where they were published."""
-    from curation.store import releases as rstore
+    from curation.release import list_releases
 
-    def work(con: Any) -> list[dict[str, Any]]:
-        rows = rstore.list_releases(con)
-        pubs = rstore.list_publications(con)
-        for r in rows:
-            r["publications"] = [p for p in pubs if p["release_version"] == r["version"]]
-        return rows
-
-    rows = store(db).run(work)
+    rows = list_releases(store(db))
     if as_json:
         print_json([{**r, "manifest": {k: r["manifest"].get(k) for k in ("row_counts", "requires_private")}} for r in rows])
         return

@@ -33,7 +33,7 @@ from curation.release.manifest import (
     validate_version,
     verify_release,
 )
-from curation.release.publish import publish_release
+from curation.release.publish import list_releases, publish_release
 from curation.release.shape import EVAL_COLUMNS, PARQUET_OPTIONS
 from curation.release.snapshot import Snapshot, take_snapshot
 
@@ -47,6 +47,7 @@ __all__ = [
     "Manifest",
     "Snapshot",
     "build_release",
+    "list_releases",
     "file_sha256",
     "parse_caps",
     "publish_release",

@@ -3,7 +3,7 @@
 - per benchmark: questions, the classifier's reasoning share (Wilson 95 % CI), people's
   labels, benchmark tags, and how many rows the model trained on (their `reasoning_prob`
   is in-sample);
-- human-human agreement: `curation.labels.gold_agreement` on `astore.gold_labels`, the same
+- human-human agreement: `curation.labels.gold_agreement` on `store.annotations.gold_labels`, the same
   computation and rows as `curation agreement` and the Agreement page;
 - model vs the human label: gold items in the release the model never trained or validated
   on (`rules.held_out`); the others are reported apart, as in-sample;

@@ -46,3 +46,16 @@ def publish_release(
             )
         )
     return result
+
+
+def list_releases(store: Store) -> list[dict[str, Any]]:
+    """Releases recorded in the store, newest first, each with where it was published."""
+
+    def work(con: Any) -> list[dict[str, Any]]:
+        rows = rstore.list_releases(con)
+        pubs = rstore.list_publications(con)
+        for r in rows:
+            r["publications"] = [p for p in pubs if p["release_version"] == r["version"]]
+        return rows
+
+    return store.run(work)

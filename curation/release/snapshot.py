@@ -23,7 +23,7 @@ class Snapshot:
     predictions: pa.Table  # of `model` (empty without one)
     human: list[dict[str, Any]]  # people's current labels (the raters), every question
     reference: list[dict[str, Any]]  # imported benchmark tags (a reference, not raters)
-    gold_human: list[dict[str, Any]]  # `astore.gold_labels`: what `curation agreement` reads
+    gold_human: list[dict[str, Any]]  # `store.annotations.gold_labels`: what `curation agreement` reads
     adjudications: dict[str, str]  # question_id -> latest adjudicated label
     gold: frozenset[str]
     batches: list[dict[str, Any]]

@@ -1,19 +1,29 @@
-"""Annotate: the maintainers' use cases around people's labels (agreement, adjudication,
-statistics of the store). Each takes a `Store`, returns data and prints nothing.
+"""Annotate: the use cases around people's labels. The annotation queue (next question,
+label, skip, undo: one serialized transaction each), the gold draw, agreement,
+adjudication, progress and statistics. Each takes a `Store`, returns data and prints
+nothing; the CLI and the app's pages call these, never the store modules.
 
 Who is a rater and what the human label is are `curation.rules`; the human-human agreement
-is `curation.labels.gold_agreement` over `store.astore.gold_labels`: the CLI, the Agreement
+is `curation.labels.gold_agreement` over `store.annotations.gold_labels`: the CLI, the Agreement
 page and the release card all come here (or to those two), so their figures are equal.
 """
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from typing import Any
 
-from curation import labels, rules
+import duckdb
+
+from curation import assign, labels, rules
+from curation.errors import InputError, NotFoundError
 from curation.metrics import wilson_ci
-from curation.store import Store
+from curation.store import Store, utcnow
 from curation.store import annotations as astore
+from curation.store import batches as bstore
+from curation.store import queue as qstore
+from curation.store import users as ustore
 
 
 def agreement_summary(
@@ -59,3 +69,185 @@ def store_stats(store: Store) -> dict[str, Any]:
     from curation.store import questions as qs
 
     return with_share_cis(store.run(qs.stats))
+
+
+# -- the annotation queue: one transaction per user action (the app and the benchmark) ----
+
+
+def fetch_next(store: Store, annotator: str, *, lease_minutes: float | None = None) -> dict[str, Any]:
+    """Open the store once: lease and return the annotator's next question and progress."""
+    return qstore.run_serialized(store, lambda con: qstore.next_task(con, annotator, lease_minutes=lease_minutes))
+
+
+def submit_and_next(
+    store: Store,
+    annotator: str,
+    question_id: str,
+    *,
+    action: str,
+    event_id: str,
+    label: str | None = None,
+    confidence: int | None = None,
+    rationale: str | None = None,
+    guidelines_version: str | None = None,
+    lease_minutes: float | None = None,
+) -> dict[str, Any]:
+    """Record a label/skip and lease the next question in one transaction.
+
+    Returns `store.queue.next_task`'s dict plus `"recorded": bool` (False for a repeated event id).
+    """
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        added = qstore.submit(
+            con, annotator, question_id, action=action, event_id=event_id, label=label,
+            confidence=confidence, rationale=rationale, guidelines_version=guidelines_version, now=now,
+        )
+        out = qstore.next_task(con, annotator, now=now, lease_minutes=lease_minutes)
+        out["recorded"] = added
+        return out
+
+    return qstore.run_serialized(store, work)
+
+
+def undo_and_next(
+    store: Store, annotator: str, *, event_id: str, expected: str | None = None,
+    lease_minutes: float | None = None,
+) -> dict[str, Any]:
+    """Undo the last label/skip and return the re-opened question (served first).
+
+    `expected` as in `store.queue.undo`. Adds `"undone"` (the re-opened question or None) and
+    `"undo_next"` (what a further undo would re-open: `undo_preview` after this one).
+    """
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        target = qstore.undo(con, annotator, event_id=event_id, expected=expected, now=now,
+                      lease_minutes=lease_minutes)
+        out = qstore.next_task(con, annotator, now=now, lease_minutes=lease_minutes)
+        out["undone"] = target
+        out["undo_next"] = qstore.undo_preview(con, annotator)
+        return out
+
+    return qstore.run_serialized(store, work)
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+# -- gold set -------------------------------------------------------------------------
+
+
+def draw_gold(
+    store: Store,
+    size: int,
+    overlap: int,
+    seed: int | None = None,
+    *,
+    batch_id: str | None = None,
+    created_by: str | None = None,
+) -> dict[str, Any]:
+    """Draw a gold batch: `size` random `split='test'` questions not already in a gold batch,
+    stratified by `dataset_name`, each to be labeled by `overlap` distinct annotators.
+
+    Suggestions are never shown on gold. Returns the batch id, seed and per-benchmark counts.
+    """
+    if size < 1:
+        raise InputError(f"--size must be >= 1, got {size}")
+    if overlap < 1:
+        raise InputError(f"--overlap must be >= 1, got {overlap}")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        rows = con.execute(
+            """SELECT id, dataset_name FROM questions q WHERE split = 'test' AND NOT EXISTS (
+                   SELECT 1 FROM batch_items bi JOIN batches b ON b.id = bi.batch_id
+                   WHERE b.kind = 'gold' AND bi.question_id = q.id)"""
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(
+                "no eligible questions (split 'test', not already in a gold batch); "
+                "ingest benchmarks first with `curation ingest`"
+            )
+        ids = assign.stratified_sample([(r[0], r[1]) for r in rows], size, seed)
+        bid = batch_id or f"gold-{now:%Y%m%dT%H%M%S}-{seed}"
+        bstore.create_batch(
+            con, batch_id=bid, kind="gold", items=[bstore.BatchItem(i) for i in ids], overlap=overlap,
+            show_suggestions=False, created_at=now, created_by=created_by,
+            strategy="random-stratified", note=f"seed={seed}",
+        )
+        by_ds = dict(
+            con.execute(
+                "SELECT q.dataset_name, count(*) FROM batch_items bi JOIN questions q ON q.id = bi.question_id "
+                "WHERE bi.batch_id = ? GROUP BY 1 ORDER BY 1",
+                [bid],
+            ).fetchall()
+        )
+        return {"batch_id": bid, "size": len(ids), "overlap": overlap, "seed": seed,
+                "per_dataset": {k: int(v) for k, v in by_ds.items()}}
+
+    return qstore.run_serialized(store, work)
+
+
+def undo_target(store: Store, annotator: str) -> str | None:
+    """The question "Undo last" would take back for `annotator` now (None if nothing)."""
+    return store.run(lambda con: qstore.undo_preview(con, annotator))
+
+
+def my_progress(store: Store, annotator: str, *, limit: int = 200) -> tuple[tuple[int, int], list[dict[str, Any]]]:
+    """((done, remaining), the annotator's own recent actions): their progress page."""
+    return store.run(lambda con: (qstore.next_task_preview(con, annotator),
+                                  qstore.my_history(con, annotator, limit=limit)))
+
+
+def assignment_overview(store: Store) -> dict[str, list[dict[str, Any]]]:
+    """Per batch progress (people only) and per annotator activity."""
+    return store.run(lambda con: {"batches": qstore.batch_status(con), "people": qstore.annotator_status(con)})
+
+
+def agreement_inputs(store: Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """(people's current labels, labels per day, annotation rows so far) for the charts."""
+    return store.run(lambda con: (astore.all_current_labels(con), astore.labels_per_day(con),
+                                  astore.annotation_count(con)))
+
+
+def questions(store: Store, question_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Question text, options and answer by id (adjudication, label-noise review)."""
+    return store.run(lambda con: astore.gold_questions(con, question_ids))
+
+
+def adjudicate(store: Store, *, question_id: str, label: str, maintainer: str, note: str | None) -> None:
+    """Record a maintainer's final label (append-only; the latest one counts)."""
+    now = utcnow()
+    store.run(lambda con: astore.adjudicate(con, question_id=question_id, label=label, maintainer=maintainer,
+                                            note=note, created_at=now))
+
+
+def annotation_export(store: Store) -> list[dict[str, Any]]:
+    """Every annotation row (labels, undos, skips), flat and JSON-ready (`labels export`)."""
+    return labels.export_rows(store.run(astore.annotation_rows))
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+def add_user(store: Store, name: str, *, role: str, password: str) -> dict[str, Any]:
+    """Create an account (validated; the password is stored as an Argon2 hash)."""
+    from curation import auth
+
+    auth.validate_username(name)
+    auth.validate_role(role)
+    auth.validate_password(password)
+    return store.run(lambda con: ustore.add_user(con, name, role=role, password=password))
+
+
+def list_users(store: Store) -> list[dict[str, Any]]:
+    return store.run(ustore.list_users)
+
+
+def find_user(store: Store, name: str) -> dict[str, Any] | None:
+    """The account named `name` (with its hash, for the login check), or None."""
+    return store.run(lambda con: ustore.get_user(con, name)) if name else None

@@ -467,3 +467,17 @@ def al_simulate(
     return summary
 
 
+
+
+def list_models(store: Store) -> list[dict[str, Any]]:
+    """Every registered model, oldest first (the Models page)."""
+    from curation.store import models as sm
+
+    return store.run(sm.list_models)
+
+
+def n_training_labels(store: Store, *, include_import: bool = False) -> int:
+    """How many questions have a training label (`store.models.training_labels`)."""
+    from curation.store import models as sm
+
+    return store.run(lambda con: len(sm.training_labels(con, include_import=include_import)))

@@ -13,9 +13,7 @@ Labels go through `curation.store.annotations.append` (append-only, idempotent b
 from __future__ import annotations
 
 import json
-import secrets
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,18 +21,17 @@ from typing import Any, TypeVar
 import duckdb
 
 from curation import assign
-from curation.errors import ConflictError, InputError, NotFoundError, PermissionDenied
+from curation.errors import ConflictError, InputError, PermissionDenied
 from curation.queue_index import Item, QueueIndex
 from curation.schema import LABELS
 from curation.store import Store, path_of, utcnow
 from curation.store.annotations import Annotation, append, human_sql
-from curation.store.batches import BatchItem, create_batch
 
 _QUEUE_LOCK = threading.RLock()
 T = TypeVar("T")
 
 
-def _run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+def run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
     """Run `fn(con)` as one transaction, serialized with the other queue transactions of
     this process, so two sessions can never take the last free slot of an item at once.
     (Other processes are kept out of the file by the store's own gate.)
@@ -401,127 +398,6 @@ def undo(
     if batch_id is not None:
         _lease_upsert(con, batch_id, target, annotator, now, assign.lease_minutes(lease_minutes))
     return target
-
-
-# -- one call per user action (what the app and the benchmark use) -----------------------
-
-
-def fetch_next(store: Store, annotator: str, *, lease_minutes: float | None = None) -> dict[str, Any]:
-    """Open the store once: lease and return the annotator's next question and progress."""
-    return _run_serialized(store, lambda con: next_task(con, annotator, lease_minutes=lease_minutes))
-
-
-def submit_and_next(
-    store: Store,
-    annotator: str,
-    question_id: str,
-    *,
-    action: str,
-    event_id: str,
-    label: str | None = None,
-    confidence: int | None = None,
-    rationale: str | None = None,
-    guidelines_version: str | None = None,
-    lease_minutes: float | None = None,
-) -> dict[str, Any]:
-    """Record a label/skip and lease the next question in one transaction.
-
-    Returns `next_task`'s dict plus `"recorded": bool` (False for a repeated event id).
-    """
-
-    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        now = utcnow()
-        added = submit(
-            con, annotator, question_id, action=action, event_id=event_id, label=label,
-            confidence=confidence, rationale=rationale, guidelines_version=guidelines_version, now=now,
-        )
-        out = next_task(con, annotator, now=now, lease_minutes=lease_minutes)
-        out["recorded"] = added
-        return out
-
-    return _run_serialized(store, work)
-
-
-def undo_and_next(
-    store: Store, annotator: str, *, event_id: str, expected: str | None = None,
-    lease_minutes: float | None = None,
-) -> dict[str, Any]:
-    """Undo the last label/skip and return the re-opened question (served first).
-
-    `expected` as in `undo`. Adds `"undone"` (the re-opened question or None) and
-    `"undo_next"` (what a further undo would re-open: `undo_preview` after this one).
-    """
-
-    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        now = utcnow()
-        target = undo(con, annotator, event_id=event_id, expected=expected, now=now,
-                      lease_minutes=lease_minutes)
-        out = next_task(con, annotator, now=now, lease_minutes=lease_minutes)
-        out["undone"] = target
-        out["undo_next"] = undo_preview(con, annotator)
-        return out
-
-    return _run_serialized(store, work)
-
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
-
-
-# -- gold set -------------------------------------------------------------------------
-
-
-def draw_gold(
-    store: Store,
-    size: int,
-    overlap: int,
-    seed: int | None = None,
-    *,
-    batch_id: str | None = None,
-    created_by: str | None = None,
-) -> dict[str, Any]:
-    """Draw a gold batch: `size` random `split='test'` questions not already in a gold batch,
-    stratified by `dataset_name`, each to be labeled by `overlap` distinct annotators.
-
-    Suggestions are never shown on gold. Returns the batch id, seed and per-benchmark counts.
-    """
-    if size < 1:
-        raise InputError(f"--size must be >= 1, got {size}")
-    if overlap < 1:
-        raise InputError(f"--overlap must be >= 1, got {overlap}")
-    if seed is None:
-        seed = secrets.randbelow(2**31)
-
-    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        now = utcnow()
-        rows = con.execute(
-            """SELECT id, dataset_name FROM questions q WHERE split = 'test' AND NOT EXISTS (
-                   SELECT 1 FROM batch_items bi JOIN batches b ON b.id = bi.batch_id
-                   WHERE b.kind = 'gold' AND bi.question_id = q.id)"""
-        ).fetchall()
-        if not rows:
-            raise NotFoundError(
-                "no eligible questions (split 'test', not already in a gold batch); "
-                "ingest benchmarks first with `curation ingest`"
-            )
-        ids = assign.stratified_sample([(r[0], r[1]) for r in rows], size, seed)
-        bid = batch_id or f"gold-{now:%Y%m%dT%H%M%S}-{seed}"
-        create_batch(
-            con, batch_id=bid, kind="gold", items=[BatchItem(i) for i in ids], overlap=overlap,
-            show_suggestions=False, created_at=now, created_by=created_by,
-            strategy="random-stratified", note=f"seed={seed}",
-        )
-        by_ds = dict(
-            con.execute(
-                "SELECT q.dataset_name, count(*) FROM batch_items bi JOIN questions q ON q.id = bi.question_id "
-                "WHERE bi.batch_id = ? GROUP BY 1 ORDER BY 1",
-                [bid],
-            ).fetchall()
-        )
-        return {"batch_id": bid, "size": len(ids), "overlap": overlap, "seed": seed,
-                "per_dataset": {k: int(v) for k, v in by_ds.items()}}
-
-    return _run_serialized(store, work)
 
 
 # -- status for maintainers ----------------------------------------------------------

@@ -22,9 +22,9 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from curation.auth import hash_password
+from curation.services import annotate
 from curation.store import Store, utcnow
 from curation.store import annotations as astore
-from curation.store import queue as q
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +68,7 @@ def seed(store: Store, questions: list[tuple[str, str, str]], overlap: int) -> N
         )
 
     store.run(work)
-    q.draw_gold(store, len(questions), overlap, seed=0, batch_id="gold-e2e")
+    annotate.draw_gold(store, len(questions), overlap, seed=0, batch_id="gold-e2e")
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 from test_app_annotator import XSS, login, seed
 
 import curation.store.annotations as ann_store
+from curation.services import annotate
 from curation.store import Store
 from curation.store import annotations as astore
-from curation.store import queue as q
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +25,12 @@ def label_gold(store: Store, texts: dict[int, str] | None = None) -> dict[str, d
     seed(store, n=6, overlap=2, texts=texts)
     given: dict[str, dict[str, str]] = {"ann1": {}, "ann2": {}}
     for name, labels in (("ann1", ANN1), ("ann2", ANN2)):
-        res = q.fetch_next(store, name)
+        res = annotate.fetch_next(store, name)
         while res["task"]:
             qid = res["task"]["question_id"]
             lab = labels[int(qid[1:])]
             given[name][qid] = lab
-            res = q.submit_and_next(store, name, qid, action="label", label=lab, event_id=q.new_event_id())
+            res = annotate.submit_and_next(store, name, qid, action="label", label=lab, event_id=annotate.new_event_id())
     return given
 
 

@@ -13,6 +13,7 @@ import pytest
 from test_queue import add_questions
 
 from curation.errors import ConflictError, CurationError
+from curation.services import annotate
 from curation.store import Store, utcnow
 from curation.store import annotations as astore
 from curation.store import queue as q
@@ -31,14 +32,14 @@ def test_conflict_error_is_a_curation_error() -> None:
 
 def test_second_tab_cannot_relabel_a_finished_question(store: Store) -> None:
     add_questions(store, 4)
-    q.draw_gold(store, 3, 1, seed=0)
-    tab_a = q.fetch_next(store, "ann")["task"]["question_id"]
-    tab_b = q.fetch_next(store, "ann")["task"]["question_id"]
+    annotate.draw_gold(store, 3, 1, seed=0)
+    tab_a = annotate.fetch_next(store, "ann")["task"]["question_id"]
+    tab_b = annotate.fetch_next(store, "ann")["task"]["question_id"]
     assert tab_a == tab_b  # one annotator, two tabs: the same leased question on both
-    q.submit_and_next(store, "ann", tab_a, action="label", label="reasoning", event_id="tab-a")
+    annotate.submit_and_next(store, "ann", tab_a, action="label", label="reasoning", event_id="tab-a")
     before = rows(store)
     with pytest.raises(ConflictError) as err:
-        q.submit_and_next(store, "ann", tab_b, action="label", label="knowledge", event_id="tab-b")
+        annotate.submit_and_next(store, "ann", tab_b, action="label", label="knowledge", event_id="tab-b")
     msg = str(err.value)
     assert f"question {tab_a} was already labeled 'reasoning' by you (another tab or window?) at " in msg
     assert re.search(r" at \d\d:\d\d:\d\d UTC; nothing changed\. Use Undo to change it\.$", msg), msg
@@ -48,78 +49,78 @@ def test_second_tab_cannot_relabel_a_finished_question(store: Store) -> None:
     # a skip from the stale tab is refused the same way, and a skip blocks a late label
     with pytest.raises(ConflictError, match=f"question {tab_a} was already labeled"):
         store.run(lambda con: q.submit(con, "ann", tab_a, action="skip", event_id="tab-b-skip"))
-    nxt = q.fetch_next(store, "ann")["task"]["question_id"]
-    q.submit_and_next(store, "ann", nxt, action="skip", event_id="skip-1")
+    nxt = annotate.fetch_next(store, "ann")["task"]["question_id"]
+    annotate.submit_and_next(store, "ann", nxt, action="skip", event_id="skip-1")
     with pytest.raises(ConflictError, match=f"question {nxt} was already skipped by you"):
-        q.submit_and_next(store, "ann", nxt, action="label", label="reasoning", event_id="late")
+        annotate.submit_and_next(store, "ann", nxt, action="label", label="reasoning", event_id="late")
     assert [r[3] for r in rows(store)] == ["tab-a", "skip-1"]
 
 
 def test_replayed_event_is_a_no_op_not_a_conflict(store: Store) -> None:
     add_questions(store, 3)
-    q.draw_gold(store, 2, 1, seed=0)
-    qid = q.fetch_next(store, "ann")["task"]["question_id"]
-    first = q.submit_and_next(store, "ann", qid, action="label", label="reasoning", event_id="E")
-    again = q.submit_and_next(store, "ann", qid, action="label", label="knowledge", event_id="E")
+    annotate.draw_gold(store, 2, 1, seed=0)
+    qid = annotate.fetch_next(store, "ann")["task"]["question_id"]
+    first = annotate.submit_and_next(store, "ann", qid, action="label", label="reasoning", event_id="E")
+    again = annotate.submit_and_next(store, "ann", qid, action="label", label="knowledge", event_id="E")
     assert first["recorded"] and not again["recorded"]
     assert again["task"]["question_id"] == first["task"]["question_id"]
     assert rows(store) == [(qid, "label", "reasoning", "E")]
     # an undo event replayed returns what it undid and undoes nothing more
-    r1 = q.undo_and_next(store, "ann", event_id="U", expected=qid)
-    r2 = q.undo_and_next(store, "ann", event_id="U", expected="something-else")
+    r1 = annotate.undo_and_next(store, "ann", event_id="U", expected=qid)
+    r2 = annotate.undo_and_next(store, "ann", event_id="U", expected="something-else")
     assert r1["undone"] == r2["undone"] == qid
     assert [r[1] for r in rows(store)] == ["label", "retract"]
 
 
 def test_relabel_after_undo_is_allowed(store: Store) -> None:
     add_questions(store, 3)
-    q.draw_gold(store, 2, 1, seed=0)
-    qid = q.fetch_next(store, "ann")["task"]["question_id"]
-    q.submit_and_next(store, "ann", qid, action="label", label="reasoning", event_id="e1")
-    r = q.undo_and_next(store, "ann", event_id="u1", expected=qid)
+    annotate.draw_gold(store, 2, 1, seed=0)
+    qid = annotate.fetch_next(store, "ann")["task"]["question_id"]
+    annotate.submit_and_next(store, "ann", qid, action="label", label="reasoning", event_id="e1")
+    r = annotate.undo_and_next(store, "ann", event_id="u1", expected=qid)
     assert r["undone"] == qid and r["task"]["question_id"] == qid and r["undo_next"] is None
-    assert q.submit_and_next(store, "ann", qid, action="label", label="knowledge", event_id="e2")["recorded"]
+    assert annotate.submit_and_next(store, "ann", qid, action="label", label="knowledge", event_id="e2")["recorded"]
     cur = store.run(astore.all_current_labels)
     assert [(c["question_id"], c["label"]) for c in cur] == [(qid, "knowledge")]
 
 
 def test_stale_undo_is_refused_and_names_both_questions(store: Store) -> None:
     add_questions(store, 4)
-    q.draw_gold(store, 3, 1, seed=0)
-    t1 = q.fetch_next(store, "ann")["task"]["question_id"]
-    t2 = q.submit_and_next(store, "ann", t1, action="label", label="reasoning", event_id="e1")["task"]["question_id"]
+    annotate.draw_gold(store, 3, 1, seed=0)
+    t1 = annotate.fetch_next(store, "ann")["task"]["question_id"]
+    t2 = annotate.submit_and_next(store, "ann", t1, action="label", label="reasoning", event_id="e1")["task"]["question_id"]
     # tab B was drawn now: it offers to undo t1. Tab A then labels t2.
     assert store.run(lambda con: q.undo_preview(con, "ann")) == t1
-    q.submit_and_next(store, "ann", t2, action="label", label="knowledge", event_id="e2")
+    annotate.submit_and_next(store, "ann", t2, action="label", label="knowledge", event_id="e2")
     before = rows(store)
     with pytest.raises(ConflictError) as err:
-        q.undo_and_next(store, "ann", event_id="tab-b-undo", expected=t1)
+        annotate.undo_and_next(store, "ann", event_id="tab-b-undo", expected=t1)
     assert str(err.value) == (
         f"Undo not applied: your last action is now question {t2}, not {t1} shown on this screen. "
         f"Press U again to undo {t2}.")
     assert rows(store) == before
     # a screen that showed nothing to undo
     with pytest.raises(ConflictError, match="while this screen showed nothing to undo"):
-        q.undo_and_next(store, "ann", event_id="u-empty", expected="")
+        annotate.undo_and_next(store, "ann", event_id="u-empty", expected="")
     # the matching expectation works, and says what a further undo would take back
-    r = q.undo_and_next(store, "ann", event_id="u2", expected=t2)
+    r = annotate.undo_and_next(store, "ann", event_id="u2", expected=t2)
     assert r["undone"] == t2 and r["task"]["question_id"] == t2 and r["undo_next"] == t1
     # the other tab undid t2 already: this screen's "undo t2" is refused, t1 is untouched
     with pytest.raises(ConflictError, match=f"your last action is now question {t1}, not {t2}"):
-        q.undo_and_next(store, "ann", event_id="u3", expected=t2)
-    r = q.undo_and_next(store, "ann", event_id="u4", expected=t1)
+        annotate.undo_and_next(store, "ann", event_id="u3", expected=t2)
+    r = annotate.undo_and_next(store, "ann", event_id="u4", expected=t1)
     assert r["undone"] == t1 and r["undo_next"] is None
     with pytest.raises(ConflictError, match=f"question {t1} shown on this screen has no label or skip"):
-        q.undo_and_next(store, "ann", event_id="u5", expected=t1)
-    assert q.undo_and_next(store, "ann", event_id="u6", expected="")["undone"] is None
-    assert q.undo_and_next(store, "ann", event_id="u7")["undone"] is None  # no expectation: as before
+        annotate.undo_and_next(store, "ann", event_id="u5", expected=t1)
+    assert annotate.undo_and_next(store, "ann", event_id="u6", expected="")["undone"] is None
+    assert annotate.undo_and_next(store, "ann", event_id="u7")["undone"] is None  # no expectation: as before
     assert [r[3] for r in rows(store)] == ["e1", "e2", "u2", "u4"]
 
 
 def test_label_studio_label_of_the_same_person_blocks_an_app_label(store: Store) -> None:
     add_questions(store, 2)
-    q.draw_gold(store, 1, 1, seed=0)
-    qid = q.fetch_next(store, "ann")["task"]["question_id"]
+    annotate.draw_gold(store, 1, 1, seed=0)
+    qid = annotate.fetch_next(store, "ann")["task"]["question_id"]
     store.run(lambda con: append(con, [Annotation(
         question_id=qid, annotator="ann", action="label", label="knowledge", source="label_studio",
         created_at=utcnow() - timedelta(days=2), event_id="ls-1")]))

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from curation.cli import app
 from curation.release import build_release, read_config
+from curation.services import annotate
 from curation.services.annotate import adjudication_queue, agreement_summary
 from curation.store import Store, utcnow
 from curation.store import annotations as astore
@@ -38,10 +39,10 @@ AUTHORS = "import:medqa_authors"
 
 def _label_all(store: Store, name: str, labels: dict[str, str]) -> list[str]:
     done = []
-    res = q.fetch_next(store, name)
+    res = annotate.fetch_next(store, name)
     while res["task"]:
         qid = res["task"]["question_id"]
-        res = q.submit_and_next(store, name, qid, action="label", label=labels[qid], event_id=q.new_event_id())
+        res = annotate.submit_and_next(store, name, qid, action="label", label=labels[qid], event_id=annotate.new_event_id())
         done.append(qid)
     return done
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from curation.errors import InputError, NotFoundError, PermissionDenied
 from curation.labels import parse_export_csv, parse_export_jsonl
+from curation.services import annotate
 from curation.store import Store, utcnow
 from curation.store import annotations as astore
 from curation.store import queue as q
@@ -41,12 +42,12 @@ def add_questions(store: Store, n: int, *, datasets: tuple[str, ...] = ("medqa",
 def label_all(store: Store, annotator: str, label: str = "reasoning", limit: int = 10_000) -> list[str]:
     """Label everything the queue serves to `annotator`; returns the question ids in order."""
     seen: list[str] = []
-    res = q.fetch_next(store, annotator)
+    res = annotate.fetch_next(store, annotator)
     while res["task"] is not None and len(seen) < limit:
         qid = res["task"]["question_id"]
         seen.append(qid)
-        res = q.submit_and_next(store, annotator, qid, action="label", label=label,
-                                event_id=q.new_event_id(), guidelines_version="1.0")
+        res = annotate.submit_and_next(store, annotator, qid, action="label", label=label,
+                                event_id=annotate.new_event_id(), guidelines_version="1.0")
     return seen
 
 
@@ -59,7 +60,7 @@ def labels_by_question(store: Store) -> dict[str, list[str]]:
 
 def test_each_item_gets_k_distinct_annotators_no_repeats(store: Store) -> None:
     add_questions(store, 12)
-    gold = q.draw_gold(store, 6, 2, seed=1)
+    gold = annotate.draw_gold(store, 6, 2, seed=1)
     served = {a: label_all(store, a) for a in ("ann1", "ann2", "ann3")}
     for a, qids in served.items():
         assert len(qids) == len(set(qids)), f"{a} got an item twice"
@@ -72,9 +73,9 @@ def test_each_item_gets_k_distinct_annotators_no_repeats(store: Store) -> None:
 
 def test_work_is_spread_evenly_when_interleaved(store: Store) -> None:
     add_questions(store, 30)
-    q.draw_gold(store, 9, 2, seed=2)
+    annotate.draw_gold(store, 9, 2, seed=2)
     annotators = ["a", "b", "c"]
-    current = {a: q.fetch_next(store, a)["task"] for a in annotators}
+    current = {a: annotate.fetch_next(store, a)["task"] for a in annotators}
     counts = dict.fromkeys(annotators, 0)
     while any(current.values()):
         for a in annotators:
@@ -82,8 +83,8 @@ def test_work_is_spread_evenly_when_interleaved(store: Store) -> None:
             if task is None:
                 continue
             counts[a] += 1
-            current[a] = q.submit_and_next(store, a, task["question_id"], action="label",
-                                           label="knowledge", event_id=q.new_event_id())["task"]
+            current[a] = annotate.submit_and_next(store, a, task["question_id"], action="label",
+                                           label="knowledge", event_id=annotate.new_event_id())["task"]
     assert sum(counts.values()) == 18
     # equal-speed annotators share the work (the last items may only fit some of them)
     assert max(counts.values()) - min(counts.values()) <= 2, counts
@@ -95,17 +96,17 @@ def test_work_is_spread_evenly_when_interleaved(store: Store) -> None:
 
 def test_fewest_labels_first(store: Store) -> None:
     add_questions(store, 4)
-    q.draw_gold(store, 3, 3, seed=0)
-    first = q.fetch_next(store, "a")["task"]["question_id"]
+    annotate.draw_gold(store, 3, 3, seed=0)
+    first = annotate.fetch_next(store, "a")["task"]["question_id"]
     # b and c get the other two items (0 labels/leases) before the one a holds
-    b = q.fetch_next(store, "b")["task"]["question_id"]
-    c = q.fetch_next(store, "c")["task"]["question_id"]
+    b = annotate.fetch_next(store, "b")["task"]["question_id"]
+    c = annotate.fetch_next(store, "c")["task"]["question_id"]
     assert len({first, b, c}) == 3
 
 
 def test_expired_lease_is_reassigned_and_does_not_block(store: Store) -> None:
     add_questions(store, 2)
-    q.draw_gold(store, 1, 1, seed=0, batch_id="g")
+    annotate.draw_gold(store, 1, 1, seed=0, batch_id="g")
     now = utcnow()
     held = store.run(lambda con: q.next_task(con, "leaver", now=now, lease_minutes=30))
     qid = held["task"]["question_id"]
@@ -120,10 +121,10 @@ def test_expired_lease_is_reassigned_and_does_not_block(store: Store) -> None:
 
 def test_double_submit_is_idempotent(store: Store) -> None:
     add_questions(store, 3)
-    q.draw_gold(store, 2, 1, seed=0)
-    task = q.fetch_next(store, "a")["task"]
-    r1 = q.submit_and_next(store, "a", task["question_id"], action="label", label="reasoning", event_id="E")
-    r2 = q.submit_and_next(store, "a", task["question_id"], action="label", label="knowledge", event_id="E")
+    annotate.draw_gold(store, 2, 1, seed=0)
+    task = annotate.fetch_next(store, "a")["task"]
+    r1 = annotate.submit_and_next(store, "a", task["question_id"], action="label", label="reasoning", event_id="E")
+    r2 = annotate.submit_and_next(store, "a", task["question_id"], action="label", label="knowledge", event_id="E")
     assert r1["recorded"] and not r2["recorded"]
     rows = store.run(astore.annotation_rows)
     assert [(r["event_id"], r["label"]) for r in rows] == [("E", "reasoning")]
@@ -132,34 +133,34 @@ def test_double_submit_is_idempotent(store: Store) -> None:
 
 def test_skip_and_undo(store: Store) -> None:
     add_questions(store, 4)
-    q.draw_gold(store, 3, 1, seed=0)
-    t1 = q.fetch_next(store, "a")["task"]["question_id"]
-    r = q.submit_and_next(store, "a", t1, action="label", label="reasoning", event_id="e1")
+    annotate.draw_gold(store, 3, 1, seed=0)
+    t1 = annotate.fetch_next(store, "a")["task"]["question_id"]
+    r = annotate.submit_and_next(store, "a", t1, action="label", label="reasoning", event_id="e1")
     t2 = r["task"]["question_id"]
-    r = q.submit_and_next(store, "a", t2, action="skip", event_id="e2")
+    r = annotate.submit_and_next(store, "a", t2, action="skip", event_id="e2")
     assert r["done"] == 2 and r["remaining"] == 1
     # undo the skip: t2 comes back first; undo again: t1 comes back (label retracted)
-    r = q.undo_and_next(store, "a", event_id="u1")
+    r = annotate.undo_and_next(store, "a", event_id="u1")
     assert r["undone"] == t2 and r["task"]["question_id"] == t2
-    again = q.undo_and_next(store, "a", event_id="u1")  # same event: no second undo
+    again = annotate.undo_and_next(store, "a", event_id="u1")  # same event: no second undo
     assert again["undone"] == t2
-    r = q.undo_and_next(store, "a", event_id="u2")
+    r = annotate.undo_and_next(store, "a", event_id="u2")
     assert r["undone"] == t1 and r["task"]["question_id"] == t1
     assert store.run(astore.all_current_labels) == []  # the label is retracted, not deleted
     actions = [x["action"] for x in store.run(astore.annotation_rows)]
     assert actions == ["label", "skip", "retract", "retract"]
-    r = q.submit_and_next(store, "a", t1, action="label", label="knowledge", event_id="e3")
+    r = annotate.submit_and_next(store, "a", t1, action="label", label="knowledge", event_id="e3")
     cur = store.run(astore.all_current_labels)
     assert [(c["question_id"], c["label"]) for c in cur] == [(t1, "knowledge")]
-    assert q.undo_and_next(store, "nobody", event_id="u9")["undone"] is None
+    assert annotate.undo_and_next(store, "nobody", event_id="u9")["undone"] is None
 
 
 def test_skipped_items_go_to_someone_else(store: Store) -> None:
     add_questions(store, 2)
-    q.draw_gold(store, 1, 1, seed=0)
-    qid = q.fetch_next(store, "a")["task"]["question_id"]
-    assert q.submit_and_next(store, "a", qid, action="skip", event_id="s")["task"] is None
-    assert q.fetch_next(store, "b")["task"]["question_id"] == qid
+    annotate.draw_gold(store, 1, 1, seed=0)
+    qid = annotate.fetch_next(store, "a")["task"]["question_id"]
+    assert annotate.submit_and_next(store, "a", qid, action="skip", event_id="s")["task"] is None
+    assert annotate.fetch_next(store, "b")["task"]["question_id"] == qid
 
 
 def test_submit_needs_an_assignment(store: Store) -> None:
@@ -176,14 +177,14 @@ def test_gold_first_then_active_with_suggestions_stored(store: Store) -> None:
     store.run(lambda con: create_batch(
         con, batch_id="act", kind="active", overlap=1, show_suggestions=True, created_at=now - timedelta(days=1),
         items=[BatchItem(ids[5], "reasoning", 0.8)]))
-    q.draw_gold(store, 2, 1, seed=0, batch_id="gold")
+    annotate.draw_gold(store, 2, 1, seed=0, batch_id="gold")
     seen = []
-    res = q.fetch_next(store, "a")
+    res = annotate.fetch_next(store, "a")
     while res["task"]:
         t = res["task"]
         seen.append((t["batch_id"], t["suggestion_shown"], t["suggestion_label"]))
-        res = q.submit_and_next(store, "a", t["question_id"], action="label", label="knowledge",
-                                event_id=q.new_event_id())
+        res = annotate.submit_and_next(store, "a", t["question_id"], action="label", label="knowledge",
+                                event_id=annotate.new_event_id())
     assert seen == [("gold", False, None), ("gold", False, None), ("act", True, "reasoning")]
     shown = {r["batch_id"]: r["suggestion_shown"] for r in store.run(astore.annotation_rows)}
     assert shown == {"gold": False, "act": True}
@@ -194,27 +195,27 @@ def test_gold_never_shows_suggestions_even_if_asked(store: Store) -> None:
     store.run(lambda con: create_batch(
         con, batch_id="g", kind="gold", overlap=1, show_suggestions=True, created_at=utcnow(),
         items=[BatchItem(ids[0], "reasoning", 0.9)]))
-    task = q.fetch_next(store, "a")["task"]
+    task = annotate.fetch_next(store, "a")["task"]
     assert task["suggestion_shown"] is False and task["suggestion_label"] is None
 
 
 def test_draw_gold_stratified_test_only_and_excludes_prior_gold(store: Store) -> None:
     add_questions(store, 30, datasets=("a", "b", "c"))
     add_questions(store, 10, split="train", prefix="t")
-    g1 = q.draw_gold(store, 9, 2, seed=5)
+    g1 = annotate.draw_gold(store, 9, 2, seed=5)
     assert g1["per_dataset"] == {"a": 3, "b": 3, "c": 3}
-    g2 = q.draw_gold(store, 21, 2, seed=6)
+    g2 = annotate.draw_gold(store, 21, 2, seed=6)
     items = store.run(lambda con: con.execute(
         "SELECT bi.question_id, q.split FROM batch_items bi JOIN questions q ON q.id = bi.question_id").fetchall())
     assert len(items) == 30 == len({i[0] for i in items})  # no question in two gold batches
     assert {i[1] for i in items} == {"test"}
     assert g2["size"] == 21
     with pytest.raises(NotFoundError):
-        q.draw_gold(store, 1, 2, seed=7)
+        annotate.draw_gold(store, 1, 2, seed=7)
     # same seed on a fresh store gives the same draw
     other = Store(store.path.with_name("other.duckdb"))
     add_questions(other, 30, datasets=("a", "b", "c"))
-    assert q.draw_gold(other, 9, 2, seed=5, batch_id="x")["per_dataset"] == g1["per_dataset"]
+    assert annotate.draw_gold(other, 9, 2, seed=5, batch_id="x")["per_dataset"] == g1["per_dataset"]
     ids1 = store.run(lambda con: [r["question_id"] for r in batch_items(con, g1["batch_id"])])
     ids2 = other.run(lambda con: [r["question_id"] for r in batch_items(con, "x")])
     assert ids1 == ids2
@@ -223,17 +224,17 @@ def test_draw_gold_stratified_test_only_and_excludes_prior_gold(store: Store) ->
 def test_draw_gold_rejects_bad_sizes(store: Store) -> None:
     add_questions(store, 3)
     with pytest.raises(InputError, match="only 3 are eligible"):
-        q.draw_gold(store, 4, 2, seed=0)
+        annotate.draw_gold(store, 4, 2, seed=0)
     with pytest.raises(InputError):
-        q.draw_gold(store, 0, 2)
+        annotate.draw_gold(store, 0, 2)
     with pytest.raises(InputError):
-        q.draw_gold(store, 1, 0)
+        annotate.draw_gold(store, 1, 0)
 
 
 def test_status_views(store: Store) -> None:
     add_questions(store, 4)
     store.run(lambda con: users_store.add_user(con, "a", role="annotator", password="password1"))
-    q.draw_gold(store, 2, 2, seed=0, batch_id="g")
+    annotate.draw_gold(store, 2, 2, seed=0, batch_id="g")
     label_all(store, "a")
     batch = store.run(q.batch_status)[0]
     assert (batch["items"], batch["labels_done"], batch["labels_needed"], batch["complete_items"]) == (2, 2, 4, 0)
@@ -293,12 +294,12 @@ def test_cli_users_gold_agreement_export(tmp_path: Path) -> None:
 
     # ann1 says reasoning everywhere, ann2 alternates: kappa = 0 on 4 items with 2 labels
     label_all(store, "ann1", "reasoning")
-    res = q.fetch_next(store, "ann2")
+    res = annotate.fetch_next(store, "ann2")
     i = 0
     while res["task"]:
         lab = "reasoning" if i % 2 == 0 else "knowledge"
-        res = q.submit_and_next(store, "ann2", res["task"]["question_id"], action="label", label=lab,
-                                event_id=q.new_event_id())
+        res = annotate.submit_and_next(store, "ann2", res["task"]["question_id"], action="label", label=lab,
+                                event_id=annotate.new_event_id())
         i += 1
     rep = json.loads(_cli(["agreement", "--json", "--n-boot", "200"], db).output)
     assert rep["overall"]["n_items"] == 4
@@ -339,7 +340,7 @@ def test_queue_choice_matches_the_pure_reference(store: Store, seed_: int) -> No
     store.run(lambda con: create_batch(
         con, batch_id="act", kind="active", overlap=1, show_suggestions=False,
         created_at=now - timedelta(hours=1), items=[BatchItem(i) for i in ids[7:]]))
-    q.draw_gold(store, 6, 2, seed=seed_, batch_id="gold")
+    annotate.draw_gold(store, 6, 2, seed=seed_, batch_id="gold")
     people = ["a", "b", "c"]
     clock = now
 

@@ -2,8 +2,8 @@
 maintainer's commands (`curation train` + `classify` with the tfidf model, `curation release
 build`) all use one store at once.
 
-20 annotator threads go through the app's queue API (`queue.fetch_next` /
-`queue.submit_and_next`, exactly what the Streamlit page calls; Streamlit serves sessions as
+20 annotator threads go through the app's queue API (`annotate.fetch_next` /
+`annotate.submit_and_next`, exactly what the Streamlit page calls; Streamlit serves sessions as
 threads of one process); a second process runs two more annotators through the same queue
 API. Every annotator labels every question of one batch (overlap 22), so the expected set of
 labels is known exactly: questions x 22. Some submissions are sent twice (double clicks).

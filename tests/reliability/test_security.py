@@ -25,7 +25,7 @@ pytestmark = pytest.mark.reliability
 
 UI = Path(__file__).resolve().parents[2] / "ui"
 APP = str(UI / "app.py")
-PAGES = sorted(p.name for p in (UI / "pages").glob("*.py"))
+PAGES = sorted(p.name for p in (UI / "pages").glob("[!_]*.py"))
 ANNOTATOR_PAGES = {"label.py", "progress.py"}
 PASSWORD = "correct-horse-battery"
 

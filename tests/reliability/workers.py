@@ -5,7 +5,7 @@ committed, and flushes it, so a parent that SIGKILLs the worker knows exactly wh
 the worker was told had been saved:
 
     python tests/reliability/workers.py queue  --db D --annotators a,b [--max N]
-        label through the app's queue API (`queue.fetch_next` / `submit_and_next`), one
+        label through the app's queue API (`annotate.fetch_next` / `submit_and_next`), one
         thread per annotator; prints `ACK <event_id>` per recorded label.
     python tests/reliability/workers.py append --db D --annotator A --questions q1,q2,... | --questions-file F
         one `annotations.append` transaction per label; prints `ACK <event_id>`.
@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from curation.services import annotate  # noqa: E402
 from curation.store import LOCK_STATS, Store, utcnow  # noqa: E402
 
 _PRINT = threading.Lock()
@@ -59,10 +60,9 @@ def queue_annotator(
     Every `double_every`-th label is submitted twice with the same event id (a double click):
     the second call must report `recorded=False`.
     """
-    from curation.store import queue as q
 
     done: list[str] = []
-    state = q.fetch_next(store, annotator)
+    state = annotate.fetch_next(store, annotator)
     n = 0
     while state["task"] is not None and (max_labels is None or n < max_labels) and (
         until is None or time.monotonic() < until
@@ -70,7 +70,7 @@ def queue_annotator(
         qid = state["task"]["question_id"]
         eid = f"{annotator}:{qid}:{uuid.uuid4().hex[:8]}"
         t0 = time.perf_counter()
-        state = q.submit_and_next(store, annotator, qid, action="label", event_id=eid, label=label_for(qid))
+        state = annotate.submit_and_next(store, annotator, qid, action="label", event_id=eid, label=label_for(qid))
         if latencies is not None:
             latencies.append(time.perf_counter() - t0)
         if not state["recorded"]:
@@ -80,7 +80,7 @@ def queue_annotator(
             ack(eid)
         n += 1
         if double_every and n % double_every == 0:
-            again = q.submit_and_next(store, annotator, qid, action="label", event_id=eid, label=label_for(qid))
+            again = annotate.submit_and_next(store, annotator, qid, action="label", event_id=eid, label=label_for(qid))
             if again["recorded"]:
                 raise AssertionError(f"{eid}: a repeated event id was recorded twice")
             state = again

@@ -39,6 +39,7 @@ def test_contracts_hold() -> None:
         ("curation/rules.py", "import duckdb  # deliberate", "The core is pure"),
         ("curation/store/sql.py", "from curation.services import learn  # deliberate", "Layers"),
         ("ui/common.py", "from curation.cli import app  # deliberate", "never import the command line"),
+        ("ui/pages/progress.py", "from curation.store import queue  # deliberate", "never a store module"),
     ],
 )
 def test_a_deliberate_violation_breaks_them(tmp_path: Path, module: str, line: str, contract: str) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-import curation.store.annotations as ann_store
 from curation.schema import LABELS
+from curation.services import annotate
 from curation.services.annotate import adjudication_queue
-from curation.store import annotations as astore
-from curation.store import utcnow
 from ui.common import get_store, require_role, show_plain
 
 user = require_role("maintainer")
@@ -30,7 +28,7 @@ if not shown:
     st.stop()
 
 qid = st.selectbox("Question", shown, key="adj_qid")
-question = store.run(lambda con: astore.gold_questions(con, [qid]))[qid]
+question = annotate.questions(store, [qid])[qid]
 st.caption(f"{question['dataset_name']} · {qid}")
 with st.container(border=True):
     show_plain(question["question"])
@@ -53,9 +51,7 @@ with st.form(f"adj_form_{qid}"):
     final = st.radio("Final label", LABELS, horizontal=True)
     note = st.text_input("Note (why)", max_chars=2000)
     if st.form_submit_button("Save decision", type="primary"):
-        store.run(lambda con: ann_store.adjudicate(
-            con, question_id=qid, label=final, maintainer=user["name"], note=note or None,
-            created_at=utcnow()))
+        annotate.adjudicate(store, question_id=qid, label=final, maintainer=user["name"], note=note or None)
         st.session_state["adj_saved"] = qid
         st.rerun()
 if st.session_state.pop("adj_saved", None):

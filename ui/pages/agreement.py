@@ -13,8 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from curation import plots
+from curation.services import annotate
 from curation.services.annotate import agreement_summary
-from curation.store import annotations as astore
 from ui.common import get_store, require_role
 
 require_role("maintainer")
@@ -29,8 +29,7 @@ def _report(db: str, n_boot: int, n_annotation_rows: int) -> dict[str, Any]:
     return agreement_summary(store, n_boot=n_boot)
 
 
-current, per_day, n_rows = store.run(lambda con: (
-    astore.all_current_labels(con), astore.labels_per_day(con), astore.annotation_count(con)))
+current, per_day, n_rows = annotate.agreement_inputs(store)
 n_boot = st.select_slider("Bootstrap resamples", options=[200, 500, 1000, 2000], value=1000)
 report = _report(str(store.path), n_boot, n_rows)
 if not report["n_rows"]:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from curation.assign import lease_minutes
 from curation.errors import CurationError
-from curation.store import queue
+from curation.services import annotate
 from ui.common import get_store, require_role
 
 user = require_role("maintainer")
@@ -25,13 +25,13 @@ with st.form("gold_draw"):
     seed = c3.number_input("Seed", min_value=0, value=0)
     if st.form_submit_button("Draw", type="primary"):
         try:
-            res = queue.draw_gold(store, int(size), int(overlap), int(seed), created_by=user["name"])
+            res = annotate.draw_gold(store, int(size), int(overlap), int(seed), created_by=user["name"])
             st.success(f"Batch {res['batch_id']}: {res['size']} questions, K={res['overlap']}, "
                        f"per benchmark {res['per_dataset']}")
         except CurationError as exc:
             st.error(str(exc))
 
-status = store.run(lambda con: {"batches": queue.batch_status(con), "people": queue.annotator_status(con)})
+status = annotate.assignment_overview(store)
 st.subheader("Batches")
 if status["batches"]:
     st.dataframe(pd.DataFrame(status["batches"]), hide_index=True, width="stretch")

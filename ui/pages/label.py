@@ -24,7 +24,7 @@ import streamlit as st
 
 from curation.errors import ConflictError, CurationError
 from curation.labels import load_guidelines
-from curation.store import queue
+from curation.services import annotate
 from ui.common import get_store, require_role, show_plain
 
 user = require_role("annotator")
@@ -42,19 +42,19 @@ def _guidelines() -> tuple[str, str]:
 def _set_state(result: dict[str, Any]) -> None:
     st.session_state["lab_task"] = result["task"]
     st.session_state["lab_progress"] = (result["done"], result["remaining"], result["progress"])
-    st.session_state["lab_event"] = queue.new_event_id()
+    st.session_state["lab_event"] = annotate.new_event_id()
 
 
 def _refresh_after_conflict(message: str) -> None:
     """Show why nothing changed and re-read the queue, so the screen shows the truth."""
     st.session_state["lab_error"] = message
-    _set_state(queue.fetch_next(store, ME))
+    _set_state(annotate.fetch_next(store, ME))
     _read_last()
 
 
 def _read_last() -> None:
     """`lab_last`: the question "Undo last" takes back, as the store says now ("" = none)."""
-    st.session_state["lab_last"] = store.run(lambda con: queue.undo_preview(con, ME)) or ""
+    st.session_state["lab_last"] = annotate.undo_target(store, ME) or ""
 
 
 def _lock() -> threading.RLock:
@@ -77,7 +77,7 @@ def _act(action: str, label: str | None, question_id: str, event_id: str, versio
         try:
             conf = st.session_state.get(f"lab_conf_{event_id}")
             rationale = st.session_state.get(f"lab_rat_{event_id}")
-            result = queue.submit_and_next(
+            result = annotate.submit_and_next(
                 store, ME, question_id, action=action, label=label, event_id=event_id,
                 confidence=int(conf) if conf else None, rationale=rationale,
                 guidelines_version=version,
@@ -108,7 +108,7 @@ def _ask_undo(expected: str, event_id: str) -> None:
 def _undo(expected: str, event_id: str) -> None:
     try:
         # its own id: "1 then U" must both count; "U, U" on one render counts once
-        result = queue.undo_and_next(store, ME, event_id=f"{event_id}-undo", expected=expected)
+        result = annotate.undo_and_next(store, ME, event_id=f"{event_id}-undo", expected=expected)
         st.session_state["lab_last"] = result["undo_next"] or ""
         st.session_state["lab_flash"] = (
             f"Undone: question {result['undone']} is back." if result.get("undone") else "Nothing to undo."
@@ -131,7 +131,7 @@ with _lock():  # after any action of this session still running in another scrip
     if pending_undo is not None:  # after this rerun's label callbacks (see `_ask_undo`)
         _undo(*pending_undo)
     if "lab_task" not in st.session_state:
-        _set_state(queue.fetch_next(store, ME))
+        _set_state(annotate.fetch_next(store, ME))
         _read_last()
     elif "lab_last" not in st.session_state:
         _read_last()

@@ -13,16 +13,15 @@ from ui.common import require_role
 require_role("maintainer")
 
 from curation import plots  # noqa: E402
-from curation.services.learn import al_flags, al_status  # noqa: E402
-from curation.store import annotations as astore  # noqa: E402
-from curation.store import models as sm  # noqa: E402
+from curation.services import annotate  # noqa: E402
+from curation.services.learn import al_flags, al_status, list_models, n_training_labels  # noqa: E402  # noqa: E402
 from ui.common import get_store, show_plain  # noqa: E402
 
 store = get_store()
 st.title("Models and agreement with people")
 
 status = al_status(store=store)
-models = store.run(sm.list_models)
+models = list_models(store)
 
 if not models:
     st.info("No model yet. Train one with `curation train --labels store --model minilm --out models/round-1`.")
@@ -68,7 +67,7 @@ def _flags(db: str, n_labels: int, min_conf: float) -> dict[str, Any]:
     return al_flags(store=store, model="tfidf", min_confidence=min_conf)
 
 
-n_labels = store.run(lambda con: len(sm.training_labels(con)))
+n_labels = n_training_labels(store)
 if n_labels < 10:
     st.caption(f"{n_labels} labeled questions; flags need at least 10.")
 else:
@@ -79,7 +78,7 @@ else:
         st.dataframe(fdf, hide_index=True, use_container_width=True)
         pick = st.selectbox("Show question", [f["id"] for f in flags["flags"]], key="flags_pick")
         if pick:
-            q = store.run(lambda con: astore.gold_questions(con, [pick])).get(pick)
+            q = annotate.questions(store, [pick]).get(pick)
             if q:
                 show_plain(q["question"])
                 show_plain("\n".join(f"{k}. {v}" for k, v in sorted(q["options"].items())))

@@ -5,17 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from curation.store import queue
+from curation.services import annotate
 from ui.common import get_store, require_role
 
 user = require_role("annotator")
 store = get_store()
 
 st.title("My progress")
-(done, remaining), history_rows = store.run(lambda con: (
-    queue.next_task_preview(con, user["name"]),
-    queue.my_history(con, user["name"], limit=200),
-))
+(done, remaining), history_rows = annotate.my_progress(store, user["name"], limit=200)
 c1, c2 = st.columns(2)
 c1.metric("Done (labeled or skipped)", done)
 c2.metric("Left in my queue", remaining)

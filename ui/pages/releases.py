@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
@@ -18,8 +17,7 @@ from ui.common import require_role
 user = require_role("maintainer")
 
 from curation.errors import CurationError  # noqa: E402
-from curation.release import publish_release, read_manifest  # noqa: E402
-from curation.store import releases as rstore  # noqa: E402
+from curation.release import list_releases, publish_release, read_manifest  # noqa: E402
 from ui.common import get_store, show_plain  # noqa: E402
 
 DRY_RUN_KEY = "release_dry_run"  # durable state no widget owns
@@ -28,18 +26,7 @@ store = get_store()
 st.title("Releases")
 
 
-def _load() -> list[dict[str, Any]]:
-    def work(con: Any) -> list[dict[str, Any]]:
-        rows = rstore.list_releases(con)
-        pubs = rstore.list_publications(con)
-        for r in rows:
-            r["publications"] = [p for p in pubs if p["release_version"] == r["version"]]
-        return rows
-
-    return store.run(work)
-
-
-releases = _load()
+releases = list_releases(store)
 if not releases:
     st.info("No release built yet. Build one with `curation release build --version v1.0`.")
     st.stop()
