@@ -4,6 +4,7 @@ package installs a `curation` command that fails on its first import."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -37,3 +38,22 @@ def test_wheel_contains_every_module_and_the_sample(tmp_path: Path) -> None:
     assert {"curation/cli/__init__.py", "curation/store/__init__.py"} <= expected
     missing = sorted(expected - names)
     assert not missing, f"the wheel lacks {missing}"
+    # labeling_config/ (the LS configs, the guidelines) ships inside the package, and an
+    # installed wheel finds it without a source checkout
+    shipped = {f"curation/labeling_config/{p.name}" for p in (ROOT / "labeling_config").iterdir()
+               if p.suffix in (".xml", ".md")}
+    assert {"curation/labeling_config/guidelines.md", "curation/labeling_config/reasoning_knowledge.xml"} <= shipped
+    assert shipped <= names, sorted(shipped - names)
+    target = tmp_path / "installed"
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheels[0])],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    probe = ("import curation, curation.labels as L, curation.labelstudio.mapping as M; "
+             "print(curation.__file__); print(L.load_guidelines()[0]); print(len(M.load_label_config()) > 0)")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("CURATION_GUIDELINES", None)
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.split()
+    assert lines[0].startswith(str(target)) and lines[1] == "1.0" and lines[2] == "True", res.stdout
