@@ -201,13 +201,28 @@ class Classifier:
         z = self.logits(texts, batch_size=batch_size, progress=progress)
         return Calibrator.from_dict(self.info.calibration)(z)
 
-    def save(self, out: str | os.PathLike[str]) -> Path:
+    def save(self, out: str | os.PathLike[str], *, also: Callable[[Path], None] | None = None) -> Path:
+        """Write the model folder `out`, which must not exist yet, whole or not at all: the
+        files go into a hidden folder beside it (`curation.staging.staged_folder`) that is
+        renamed to `out` once `curation_model.json` is written. `also(folder)` may add files
+        (e.g. `seen_ids.json`) before the folder appears; if it fails, nothing appears."""
+        from curation.staging import staged_folder
+
+        with staged_folder(out, "writing", what="model folder") as folder:
+            self._save_files(folder)
+            if also is not None:
+                also(folder)
+            self._write_info(folder)  # last: a folder with curation_model.json is complete
+        return Path(out).expanduser()
+
+    def _save_files(self, folder: Path) -> None:
+        """Write the weights (and tokenizer) into `folder`."""
         raise NotImplementedError
 
-    def _write_info(self, out: Path) -> None:
-        tmp = out / (MODEL_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.info.to_json(), indent=2, default=_json_default) + "\n", encoding="utf-8")
-        tmp.replace(out / MODEL_FILE)
+    def _write_info(self, folder: Path) -> None:
+        (folder / MODEL_FILE).write_text(
+            json.dumps(self.info.to_json(), indent=2, default=_json_default) + "\n", encoding="utf-8"
+        )
 
 
 def _json_default(o: Any) -> Any:
@@ -260,20 +275,16 @@ class TfidfClassifier(Classifier):
         e = TruncatedSVD(n_components=k, random_state=0).fit_transform(x)
         return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
-    def save(self, out: str | os.PathLike[str]) -> Path:
-        path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
+    def _save_files(self, folder: Path) -> None:
         vocab = self.vectorizer.vocabulary_
         terms = sorted(vocab, key=vocab.__getitem__)
         np.savez_compressed(
-            path / "tfidf.npz",
+            folder / "tfidf.npz",
             terms=np.array(terms, dtype=object).astype(str),
             idf=np.asarray(self.vectorizer.idf_, dtype=float),
             coef=self.coef,
             intercept=np.array([self.intercept]),
         )
-        self._write_info(path)
-        return path
 
     @classmethod
     def load(cls, path: Path, info: ModelInfo) -> TfidfClassifier:

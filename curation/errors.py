@@ -57,3 +57,8 @@ class PermissionDenied(CurationError):
 class ConflictError(CurationError):
     """An action made on an out-of-date screen (another tab, a stale keypress) would change
     something other than what the person saw; nothing was changed."""
+
+
+class StoreMissingError(StoreError):
+    """The store file named by --db / CURATION_DB does not exist (and the command does not
+    create one): says which path and how to create a store."""

@@ -2,18 +2,25 @@
 
 `publish(folder, repo_id, ...)` creates the dataset repo (if needed), uploads the release
 folder in one commit and tags that commit with the release version, through
-`huggingface_hub.HfApi(endpoint=...)`. The endpoint is injectable (tests run it against a
-local test double). The token comes from the argument, else `HF_TOKEN`, else the `hf auth
-login` cache; it is never printed, logged or put in an error message.
+`huggingface_hub.HfApi(endpoint=...)`. The token comes from the argument, else `HF_TOKEN`,
+else the `hf auth login` cache; it is never printed, logged or put in an error message.
+
+The token is only sent to the configured endpoint: the `endpoint` argument (the CLI's
+`--endpoint`), else `HF_ENDPOINT`, else https://huggingface.co, and only over https. A plain
+`http://` endpoint is refused unless `allow_insecure_loopback` is passed (the CLI's hidden
+`--allow-http-loopback`, for tests against a local Hub double) and its host is this machine's
+loopback (127.0.0.0/8, ::1 or `localhost`); a URL carrying a user or password is refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from curation.errors import ConfigError, CurationError, InputError, PermissionDenied
 
@@ -43,11 +50,42 @@ def resolve_token(token: str | None = None) -> str | None:
         return None
 
 
-def resolve_endpoint(endpoint: str | None = None) -> str:
-    """`endpoint`, else `$HF_ENDPOINT`, else https://huggingface.co (read when called)."""
-    value = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
-    if not re.match(r"^https?://", value):
-        raise ConfigError(f"Hub endpoint {value!r} must start with http:// or https:// (--endpoint / HF_ENDPOINT)")
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or a loopback IP literal (127.0.0.0/8, ::1). Names are not resolved."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_endpoint(endpoint: str | None = None, *, allow_insecure_loopback: bool = False) -> str:
+    """`endpoint`, else `$HF_ENDPOINT`, else https://huggingface.co (read when called), checked:
+    https only; http only with `allow_insecure_loopback` and a loopback host."""
+    where = "--endpoint" if endpoint else ("HF_ENDPOINT" if os.environ.get("HF_ENDPOINT") else "the default")
+    value = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        _ = parts.port  # a malformed port raises here
+    except ValueError:
+        raise ConfigError(f"Hub endpoint {value!r} ({where}) is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"Hub endpoint {value!r} ({where}) must be an https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"Hub endpoint ({where}) must not carry a user or password; the token is read separately")
+    if parts.scheme == "http":
+        if not allow_insecure_loopback:
+            raise ConfigError(
+                f"Hub endpoint {value!r} ({where}) is plain http: the token would travel unencrypted; "
+                "use an https:// endpoint (a local test server on 127.0.0.1 needs --allow-http-loopback)"
+            )
+        if not is_loopback_host(host):
+            raise ConfigError(
+                f"Hub endpoint {value!r} ({where}): http is only allowed to a loopback host "
+                "(127.0.0.1, ::1, localhost), never over a network; use https://"
+            )
     return value.rstrip("/")
 
 
@@ -110,9 +148,11 @@ def publish(
     *,
     tag: str | None = None,
     commit_message: str | None = None,
+    allow_insecure_loopback: bool = False,
 ) -> dict[str, Any]:
     """Upload `folder` to the dataset repo `repo_id` and tag the commit `tag` (default: the
-    `version` in the folder's manifest.json).
+    `version` in the folder's manifest.json), at `endpoint` (see `resolve_endpoint`: https,
+    or http to a loopback host with `allow_insecure_loopback`).
 
     Refuses (before uploading anything) when the tag already exists, and when `private` is
     asked for but the existing repo is public. `dry_run` contacts nobody and returns the plan.
@@ -120,7 +160,7 @@ def publish(
     """
     root = Path(folder)
     tag = _check_request(root, repo_id, tag)
-    url = resolve_endpoint(endpoint)
+    url = resolve_endpoint(endpoint, allow_insecure_loopback=allow_insecure_loopback)
     files = _files(root)
     plan: dict[str, Any] = {
         "repo_id": repo_id,

@@ -378,47 +378,40 @@ class Plan:
 
 def plan_ingest(
     records: Sequence[ParsedRecord],
-    existing: Mapping[str, str],
+    existing: Mapping[str, tuple[str, str]],
     existing_by_hash: Mapping[tuple[str, str, str], str],
     existing_aliases: Mapping[str, str],
     problems: list[InputError],
 ) -> Plan:
     """Decide, for each record, new / unchanged / merged duplicate / error. Pure.
 
-    - same id, same text  -> unchanged (idempotent re-ingest) or a merged repeat;
+    `existing` maps stored ids to (text hash, split).
+    - same id, same text and split -> unchanged (idempotent re-ingest) or a merged repeat;
     - same id, other text -> error (a changed question is never silently overwritten);
+    - same id, other split -> error (an id is never both training and evaluation data);
     - new id, same normalized text + options as another question of the same benchmark and
       split -> merged into that question as an alias, counted as a duplicate.
     """
     plan = Plan()
-    seen: dict[str, str] = dict(existing)  # id -> hash
+    seen: dict[str, tuple[str, str]] = dict(existing)  # id -> (hash, split)
     by_hash: dict[tuple[str, str, str], str] = dict(existing_by_hash)
     aliases: dict[str, str] = dict(existing_aliases)
     new_ids: set[str] = set()
+    first_problem = len(problems)
     for rec in records:
         q = rec.question
         h = q.text_hash
         key = (q.dataset_name, q.split, h)
         target: str | None = None
-        if q.id in seen:
-            if seen[q.id] != h:
-                where = "earlier in this ingest" if q.id in new_ids else "in the store"
-                problems.append(InputError(
-                    f"id {q.id!r} already exists {where} with a different question text or options; "
-                    "a changed question is not overwritten: give it a new id or fix the file",
-                    location=rec.location))
+        if q.id in seen or q.id in aliases:
+            target = q.id if q.id in seen else aliases[q.id]
+            where = "earlier in this ingest" if target in new_ids else "in the store"
+            problem = _stored_conflict(rec, target, seen.get(target), where)
+            if problem is not None:
+                problems.append(problem)
                 continue
-            target = q.id
             if q.id in new_ids:
                 plan.dup_counts[q.id] += 1  # a repeat, in this call, of a question new in this call
-        elif q.id in aliases:
-            canonical = aliases[q.id]
-            if seen.get(canonical) != h:
-                problems.append(InputError(
-                    f"id {q.id!r} was merged into {canonical!r} earlier, but its text or options changed",
-                    location=rec.location))
-                continue
-            target = canonical
         elif key in by_hash:
             target = by_hash[key]
             aliases[q.id] = target
@@ -426,7 +419,7 @@ def plan_ingest(
             plan.dup_counts[target] += 1
         else:
             target = q.id
-            seen[q.id] = h
+            seen[q.id] = (h, q.split)
             by_hash[key] = q.id
             new_ids.add(q.id)
             plan.new.append(rec)
@@ -434,7 +427,48 @@ def plan_ingest(
             plan.labels.append((target, rec.label, rec.annotator or "import:file"))
         if rec.prediction is not None:
             plan.predictions.append((target, rec.prediction, rec.threshold))
+    _summarize_split_conflicts(problems, first_problem)
     return plan
+
+
+class _SplitConflict(InputError):
+    def __init__(self, qid: str, stored: str, given: str, where: str, location: str) -> None:
+        self.qid, self.stored, self.given = qid, stored, given
+        super().__init__(
+            f"id {qid!r} is {where} in split {stored!r}, but this record puts it in {given!r}: "
+            "an id is never both training and evaluation data; ingest it with "
+            f"--split {stored}, or leave it out of this file",
+            location=location)
+
+
+def _stored_conflict(
+    rec: ParsedRecord, target: str, stored: tuple[str, str] | None, where: str
+) -> InputError | None:
+    """Why `rec` (an id already known, itself or as an alias of `target`) cannot be ingested."""
+    q = rec.question
+    if stored is None or stored[0] != q.text_hash:
+        if target == q.id:
+            what = f"id {q.id!r} already exists {where} with a different question text or options"
+        else:
+            what = f"id {q.id!r} was merged into {target!r} earlier, but its text or options changed"
+        return InputError(f"{what}; a changed question is not overwritten: give it a new id or "
+                          "fix the file", location=rec.location)
+    if stored[1] != q.split:
+        return _SplitConflict(q.id, stored[1], q.split, where, rec.location)
+    return None
+
+
+def _summarize_split_conflicts(problems: list[InputError], first: int) -> None:
+    """Put one line naming every split conflict (how many, which splits, the ids) first."""
+    conflicts = [p for p in problems[first:] if isinstance(p, _SplitConflict)]
+    if len(conflicts) < 2:
+        return
+    pairs = Counter(f"{c.stored!r} -> {c.given!r}" for c in conflicts)
+    ids = [c.qid for c in conflicts]
+    shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
+    problems.insert(first, InputError(
+        f"{len(ids)} question(s) would change split ({', '.join(f'{k}: {n}' for k, n in pairs.items())}): "
+        f"{shown}; an id is never both training and evaluation data"))
 
 
 # --- the ingest call --------------------------------------------------------------------------
@@ -490,7 +524,8 @@ def ingest_paths(
 
     def write(con: Any) -> IngestReport:
         datasets = sorted({r.question.dataset_name for r in parsed})
-        existing, by_hash, aliases = qstore.lookup(con, [r.question.id for r in parsed], datasets)
+        existing, by_hash, aliases = (
+            qstore.lookup(con, [r.question.id for r in parsed], datasets) if con is not None else ({}, {}, {}))
         plan = plan_ingest(parsed, existing, by_hash, aliases, problems)
         if problems:
             raise IngestError(problems)
@@ -515,10 +550,11 @@ def ingest_paths(
         return report
 
     try:
+        if dry_run and not store.path.exists():
+            return write(None)  # against an empty store: a dry run creates none
         return store.run(write)
     except _DryRun as dry:
         return dry.report
-
 
 
 class _DryRun(Exception):

@@ -2,7 +2,8 @@
 
 `export_rows` turns annotation rows (every row: labels, retractions, skips) into flat
 records; `write_jsonl` / `write_csv` write them and `parse_export_jsonl` / `parse_export_csv` read them
-back (round trip, tested). `agreement_inputs` turns current labels into the
+back (round trip, tested). CSV text cells that a spreadsheet would run as a formula are
+neutralised (`neutralise_cell`, OWASP's CSV injection guidance) and restored on reading. `agreement_inputs` turns current labels into the
 `(item, rater, label)` rows and item->benchmark groups that `curation.agreement` takes.
 """
 
@@ -96,12 +97,35 @@ def write_jsonl(records: Sequence[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records)
 
 
+# A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and
+# Google Sheets; the single quote is in the list so that the quote added on writing is the
+# only one removed on reading, and every text round-trips exactly.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_QUOTE = "'"
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A text starting with = + - @ tab or CR (or with a ' already) gets one leading ', which
+    spreadsheets show as text, never evaluate; other values are returned unchanged."""
+    if isinstance(value, str) and value.startswith((*FORMULA_PREFIXES, _QUOTE)):
+        return _QUOTE + value
+    return value
+
+
+def restore_cell(value: str) -> str:
+    """The inverse of `neutralise_cell` on a CSV cell: drop exactly one leading '."""
+    return value[1:] if value.startswith(_QUOTE) else value
+
+
 def write_csv(records: Sequence[Mapping[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(EXPORT_FIELDS), lineterminator="\n")
+    """CSV with a header; empty cells for None; formula-like text neutralised (`neutralise_cell`).
+    Lines end in CRLF (RFC 4180): Python 3.11's writer quotes a cell holding a CR or LF only
+    when that character is in the line terminator, and an unquoted CR breaks every reader."""
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=list(EXPORT_FIELDS), lineterminator="\r\n")
     writer.writeheader()
     for r in records:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in EXPORT_FIELDS})
+        writer.writerow({k: ("" if r.get(k) is None else neutralise_cell(r.get(k))) for k in EXPORT_FIELDS})
     return buf.getvalue()
 
 
@@ -123,8 +147,8 @@ _INT_FIELDS = ("seq", "confidence")
 def parse_export_csv(text: str) -> list[dict[str, Any]]:
     """Read a CSV export back into the same records `export_rows` made."""
     out: list[dict[str, Any]] = []
-    for rec in csv.DictReader(io.StringIO(text)):
-        row: dict[str, Any] = {k: (v if v != "" else None) for k, v in rec.items()}
+    for rec in csv.DictReader(io.StringIO(text, newline="")):
+        row: dict[str, Any] = {k: (restore_cell(v) if v != "" else None) for k, v in rec.items()}
         for k in _INT_FIELDS:
             if row.get(k) is not None:
                 row[k] = int(row[k])

@@ -44,7 +44,7 @@ import json
 import math
 import os
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,19 +346,18 @@ class TransformerClassifier(Classifier):
         """Mean-pooled, L2-normalised last hidden states."""
         return self._forward_batches(texts, batch_size, progress, "embed")
 
-    def save(self, out: str | os.PathLike[str]) -> Path:
-        if self.weights_cast:
+    def save(self, out: str | os.PathLike[str], *, also: Callable[[Path], None] | None = None) -> Path:
+        if self.weights_cast:  # refused before anything is written
             raise ConfigError(
                 f"model {self.version} was loaded for {self.device.amp_dtype} inference and its weights "
                 "were cast; load it with device='cpu' (float32) to save a copy"
             )
-        path = Path(out)
-        path.mkdir(parents=True, exist_ok=True)
+        return super().save(out, also=also)
+
+    def _save_files(self, folder: Path) -> None:
         with _quiet_transformers():
-            self.model.save_pretrained(path)
-            self.tokenizer.save_pretrained(path)
-        self._write_info(path)
-        return path
+            self.model.save_pretrained(folder)
+            self.tokenizer.save_pretrained(folder)
 
 
 def _optimizer(model: Any, config: TrainConfig, total_steps: int) -> tuple[Any, Any]:
@@ -470,22 +469,25 @@ def train(
     config: TrainConfig | None = None,
     *,
     progress: Progress | None = None,
+    source: str | None = None,
 ) -> Classifier:
     """Train a classifier on (text, label) pairs; returns it with threshold and metrics set.
 
     `labels` are ``reasoning``/``knowledge``. The validation split (early stopping,
-    calibration, threshold) is a stratified `config.val_fraction` of the rows.
+    calibration, threshold) is a stratified `config.val_fraction` of the rows. `source`
+    (the labels file, or the store) is named in the refusals of too few or one-class rows.
     """
     config = config or TrainConfig()
     config.validate()
     progress = progress or _noop_progress
     if len(texts) != len(labels):
-        raise InputError(f"{len(texts)} texts but {len(labels)} labels")
+        raise InputError(f"{len(texts)} texts but {len(labels)} labels", location=source)
     y = encode_labels(labels)
     if len(y) < 4:
-        raise InputError(f"only {len(y)} labeled rows; training needs at least 4 (both labels)")
+        raise InputError(f"only {len(y)} labeled rows; training needs at least 4 (both labels)", location=source)
     if len(np.unique(y)) < 2:
-        raise InputError(f"every training row is labeled {LABEL_NAMES[int(y[0])]!r}; training needs both labels")
+        raise InputError(f"every training row is labeled {LABEL_NAMES[int(y[0])]!r}; training needs both labels",
+                         location=source)
     set_seed(config.seed)
     tr, va = stratified_split(y, config.val_fraction, config.seed)
     tr_texts = [texts[i] for i in tr]

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from curation.errors import CurationError
-from curation.store import Store
+from curation.store import Store, creating_stores
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,8 +26,12 @@ console = Console(soft_wrap=True)  # long paths and commands stay copy-pasteable
 err_console = Console(stderr=True)
 
 
-def store(db: str | None) -> Store:
-    return Store(db)
+def store(db: str | None, *, create: bool = False) -> Store:
+    """The store named by --db / CURATION_DB. A missing file is an error (naming the path and
+    how to create a store) unless `create`: only `ingest`, `demo` and `store init` create one."""
+    s = Store(db, create=create)
+    s.require_file()
+    return s
 
 
 def print_json(data: Any) -> None:
@@ -35,12 +39,15 @@ def print_json(data: Any) -> None:
 
 
 def handle_errors(fn: F) -> F:
-    """Turn `CurationError` into a one-paragraph message and a non-zero exit, no traceback."""
+    """Turn `CurationError` into a one-paragraph message and a non-zero exit, no traceback.
+    Inside a command no store is created by accident (`creating_stores(False)`): a service
+    that opens a store of a mistyped --db gets `StoreMissingError`."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with creating_stores(False):
+                return fn(*args, **kwargs)
         except CurationError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None

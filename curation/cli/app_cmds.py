@@ -147,19 +147,22 @@ def labels_export(
     out: Annotated[Path | None, typer.Option("--out", help="Write here (default: stdout).")] = None,
     db: DbOption = None,
 ) -> None:
-    """Every annotation row (labels, undos, skips) with annotator, time and source."""
+    """Every annotation row (labels, undos, skips) with annotator, time and source. In CSV,
+    a text cell starting with = + - @ tab, CR or ' gets a leading ' (no live formulas in a
+    spreadsheet); `curation.labels.parse_export_csv` removes it again."""
     from curation.labels import FORMATS, render
+    from curation.staging import check_new_file, write_text_atomic
 
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if out is not None:
+        check_new_file(out, "--out")  # before reading the store
     text = render(annotate.annotation_export(store(db)), fmt)
     if out is None:
         sys.stdout.write(text)
         return
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    console.print(f"wrote {out}", highlight=False)
+    write_text_atomic(out, text, option="--out")
+    console.print(f"wrote {out}", highlight=False, markup=False)
 
 
 def app_command(port: int, db: str | None, address: str = "127.0.0.1") -> list[str]:
@@ -180,9 +183,9 @@ def app_cmd(
     db: DbOption = None,
 ) -> None:
     """Start the annotation app (Streamlit) on the store."""
-    from curation.config import db_path
-
-    env = dict(os.environ, CURATION_DB=str(db_path(db).expanduser().resolve()))
+    target = store(db)
+    target.require_file()  # a typo in --db is an error here, not a new empty store behind the app
+    env = dict(os.environ, CURATION_DB=str(target.path))
     cmd = app_command(port, db, address)
     console.print(f"app on http://{address}:{port} (store {env['CURATION_DB']}); Ctrl-C stops it",
                   highlight=False)

@@ -1,4 +1,4 @@
-"""`curation ingest`, `curation stats`, `curation demo`."""
+"""`curation ingest`, `curation stats`, `curation demo`, `curation store init`."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def ingest(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Ingest benchmark questions into the store (all-or-nothing per call; idempotent)."""
-    s = store(db)
+    """Ingest benchmark questions into the store (all-or-nothing per call; idempotent).
+    Creates the store if --db names a missing file (a dry run creates nothing)."""
+    s = store(db, create=True)
     if sample:
         if paths:
             raise InputError("pass either paths or --sample, not both")
@@ -120,7 +121,7 @@ def demo(
     from curation.cli.app_cmds import app_command
     from curation.cli.model import progress_bar
 
-    s = store(db)
+    s = store(db, create=True)
     console.print(f"[bold]1/6 ingest[/] the bundled sample into {s.path}")
     console.print(_report_table(D.ingest(s)))
     console.print("[bold]2/6 users[/]")
@@ -180,7 +181,21 @@ def demo(
             proc.wait(timeout=30)
 
 
+def store_init(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Create an empty store (its folder, the schema) at --db; an existing store is left as
+    it is. Other commands refuse a --db that names no store (a typo would create one)."""
+    report = store(db, create=True).init()
+    if as_json:
+        print_json(report)
+        return
+    done = "created" if report["created"] else "already exists"
+    console.print(f"store {report['path']} {done} (schema version {report['schema_version']})", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo")(handle_errors(demo))
     app.command("ingest")(handle_errors(ingest))
     app.command("stats")(handle_errors(stats))
+    store_app = typer.Typer(help="The store file itself.", no_args_is_help=True)
+    store_app.command("init")(handle_errors(store_init))
+    app.add_typer(store_app, name="store")

@@ -70,7 +70,7 @@ def progress_bar(enabled: bool = True) -> Iterator[Progress]:
 @handle_errors
 def train_cmd(
     labels: Annotated[str, typer.Option("--labels", help="Labeled JSONL (id, question, options, label) or 'store'.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the model to.")],
+    out: Annotated[Path, typer.Option("--out", help="New folder to write the model to (must not exist: a model folder is written once).")],
     model: Annotated[str, typer.Option("--model", help="Base: a Hub id, a local folder, 'minilm' (offline) or 'tfidf'.")] = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext",
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

@@ -88,14 +88,18 @@ def publish(
     private: Annotated[bool, typer.Option("--private", help="Create/require a private repo.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check and show the plan; contact nobody.")] = False,
     endpoint: Annotated[str | None, typer.Option(
-        "--endpoint", help="Hub endpoint [env: HF_ENDPOINT; default https://huggingface.co].")] = None,
+        "--endpoint", help="Hub endpoint, https:// only [env: HF_ENDPOINT; default https://huggingface.co].")] = None,
+    allow_http_loopback: Annotated[bool, typer.Option(
+        "--allow-http-loopback", hidden=True,
+        help="Tests only: allow a plain http:// endpoint on 127.0.0.1, ::1 or localhost (never another host).")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Upload a release to the Hub in one commit and tag it with its version (token: HF_TOKEN or `hf auth login`)."""
     from curation.release import publish_release
 
-    result = publish_release(store(db), folder, repo_id=repo, private=private, dry_run=dry_run, endpoint=endpoint)
+    result = publish_release(store(db), folder, repo_id=repo, private=private, dry_run=dry_run, endpoint=endpoint,
+                             allow_insecure_loopback=allow_http_loopback)
     if as_json:
         print_json(result)
         return

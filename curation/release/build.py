@@ -7,8 +7,10 @@
 4. `train_reasoning` is written (`_write_train`), then the figures (`curation.release.figures`).
 5. `_assemble` builds the typed manifest; `_write_card_and_hashes` writes the card, the chart
    and every file's sha256.
-Nothing is half-written: the folder is assembled under a temporary name next to the target
-and renamed into place at the end.
+Nothing is half-written: the folder is assembled under a hidden name next to the target,
+`.{version}.building-{pid}-{hex}` (`curation.staging.staged_folder`), and renamed into place
+at the end; a build removes the leftovers of killed builds (those whose process is gone).
+Folders and files get the umask's modes (0755 / 0644 under the usual 022), not mkdtemp's 0700.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from typing import Any
 
 import duckdb
 
-from curation import decontam, licenses
+from curation import decontam, licenses, staging
 from curation.errors import InputError
 from curation.release import figures, shape
 from curation.release.manifest import (
@@ -48,6 +48,7 @@ from curation.store import releases as rstore
 from curation.store.sql import literal
 
 ORDER = "dataset_name, id"
+BUILDING = "building"  # the staging kind: `.{version}.building-{pid}-{hex}`
 EVAL_SPLIT_SQL = "q.split <> 'train'"  # every non-train question is an evaluation question
 
 
@@ -92,24 +93,17 @@ def build_release(
         raise InputError(f"--threshold {threshold} must be between 0 and 1")
     opts = Options(version, include_restricted, threshold, parse_caps(caps),
                    list(command) if command is not None else None, chart)
-    out_dir = Path(out).expanduser()
-    target = out_dir / version
-    if target.exists():
-        raise InputError(f"{target} already exists; choose a new --version or remove that folder first")
+    target = Path(out).expanduser() / version
+    hint = "choose a new --version or remove that folder first"
+    staging.check_new_folder(target, "--out", what="release", hint=hint)  # before the snapshot
     snap = take_snapshot(store, model)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.building-", dir=out_dir))
-    try:
+    with staging.staged_folder(target, BUILDING, what="release", hint=hint) as tmp:
         manifest = _build_into(tmp, snap, opts)
         created = utcnow()
         store.run(lambda con: rstore.record_release(
             con, version=version, path=str(target.resolve()), manifest=dict(manifest),
             content_hash=manifest["content_hash"], created_at=created,
         ))
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -20,9 +20,13 @@ def publish_release(
     dry_run: bool = False,
     token: str | None = None,
     endpoint: str | None = None,
+    allow_insecure_loopback: bool = False,
 ) -> dict[str, Any]:
     """Verify a built release, publish it with `curation.hub.publish`, record the publication.
-    A release that includes restricted benchmarks may only be published privately."""
+    A release that includes restricted benchmarks may only be published privately.
+
+    `endpoint`: the Hub (default `HF_ENDPOINT`, else https://huggingface.co); https only,
+    plain http only to a loopback host with `allow_insecure_loopback` (tests)."""
     from curation import hub
 
     manifest = verify_release(folder)
@@ -34,7 +38,7 @@ def publish_release(
         )
     result = hub.publish(
         folder, repo_id, private=private, dry_run=dry_run, token=token, endpoint=endpoint,
-        tag=str(manifest["version"]),
+        tag=str(manifest["version"]), allow_insecure_loopback=allow_insecure_loopback,
     )
     if not dry_run:
         now = utcnow()

@@ -21,6 +21,7 @@ import numpy as np
 from curation.errors import InputError
 from curation.metrics import finite
 from curation.schema import LABELS, format_for_model
+from curation.staging import check_new_file, check_new_folder, write_text_atomic
 from curation.store import Store, utcnow
 
 Progress = Any  # Callable[[str, int, int], None] | None
@@ -113,7 +114,8 @@ def train_model(
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Train on a labeled JSONL file or on the store's labels; save the model folder with the
-    ids it saw (`seen_ids.json`).
+    ids it saw (`seen_ids.json`). `out` must not exist (checked before training): a model
+    folder is written once and appears whole (`Classifier.save`).
 
     From the store: trains on every labeled non-gold question (people's labels; with
     `include_import`, benchmark tags where no person labeled), evaluates on the gold set
@@ -125,6 +127,7 @@ def train_model(
 
     cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size)
     cfg.validate()
+    check_new_folder(out, "--out", what="model folder")
     gold_report: dict[str, Any] | None = None
     if labels == "store":
         from curation.store import models as sm
@@ -141,7 +144,7 @@ def train_model(
             )
         ids, texts = [r.question_id for r in train_rows], [format_for_model(r.question, r.options) for r in train_rows]
         label_list = [r.label for r in train_rows]
-        clf = M.train(texts, label_list, cfg, progress=progress)
+        clf = M.train(texts, label_list, cfg, progress=progress, source=f"the store {st.path}")
         if gold_rows:
             p = clf.predict_proba([format_for_model(r.question, r.options) for r in gold_rows])
             gold_report = active.gold_agreement(
@@ -153,13 +156,12 @@ def train_model(
     else:
         rows = read_questions_jsonl(labels, require_label=True)
         ids, label_list = [r["id"] for r in rows], [r["label"] for r in rows]
-        clf = M.train(_texts(rows), label_list, cfg, progress=progress)
+        clf = M.train(_texts(rows), label_list, cfg, progress=progress, source=str(labels))
     n_train = len(ids)
     seen = seen_ids(ids, clf)
     # the file's name, not its path: the source is published in cards and manifests
     clf.info.metrics["train_source"] = "store" if labels == "store" else Path(labels).name
-    path = clf.save(out)
-    write_seen_ids(path, seen)
+    path = clf.save(out, also=lambda folder: write_seen_ids(folder, seen))
     result: dict[str, Any] = {
         "model_version": clf.version, "path": str(path.resolve()), "base": clf.info.base, "kind": clf.info.kind,
         "n_labels": n_train, "reasoning_threshold": clf.threshold, "validation": clf.info.metrics["validation"],
@@ -197,6 +199,8 @@ def classify(
     """
     from curation import model as M
 
+    if output is not None:  # a bad --output is refused before any scoring or store write
+        check_new_file(output, "--output", create_parent=True)
     clf = M.load(model_dir, device=device)
     if input is not None:
         rows = read_questions_jsonl(input, require_label=False)
@@ -231,13 +235,8 @@ def classify(
 
         _store(store, db).run(write)
     if output is not None:
-        out = Path(output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            for r in out_rows:
-                fh.write(json.dumps(r) + "\n")
-        tmp.replace(out)
+        write_text_atomic(output, "".join(json.dumps(r) + "\n" for r in out_rows), option="--output",
+                          create_parent=True)
     n_reason = sum(r["is_reasoning"] for r in out_rows)
     return {"model_version": clf.version, "n": len(out_rows), "n_reasoning": n_reason,
             "reasoning_share": n_reason / len(out_rows), "reasoning_threshold": thr,

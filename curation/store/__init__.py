@@ -5,7 +5,7 @@ another longer than one unit of work. `Store.run(fn)` takes the file, runs `fn(c
 a transaction and commits. Query functions for each area live in the sibling modules
 (`questions`, `annotations`, ...) and take an open connection.
 
-Taking turns between processes (`_FileGate`). Every unit of work first takes an exclusive
+Taking turns between processes (`FileGate`). Every unit of work first takes an exclusive
 `flock` on `<store>.lock`: a process waiting for the store sleeps in the kernel and is
 woken when the holder lets go, instead of polling DuckDB's own lock (which a busy process
 could hold almost continuously, starving the others). While it waits it also holds a
@@ -23,33 +23,54 @@ lasted longer than `SHARE_WINDOW_S` admits no new threads while another process 
 it drains and the file is handed over, and each side waits at most about one unit of work
 per thread. DuckDB's own lock errors (another program holding the file outside this
 protocol) are still retried with backoff until `lock_timeout`.
+
+Every wait has a limit. The kernel wait for `<store>.lock` happens in a helper thread
+(`curation-store-wait`, at most one per process and file); the threads that want the file
+wait on a condition with their own deadline (`lock_timeout`, `CURATION_LOCK_TIMEOUT`), so a
+holder that never lets go (stopped, hung) ends in `StoreBusyError` instead of a hang. The
+holder writes who it is (pid, start time, command line) into `<store>.lock` when it takes
+the file and clears it when it lets go; the error quotes it. If every waiting thread gave
+up, the helper hands the file straight back once it gets it.
+
+Private files. The store holds password hashes: the store file, its write-ahead log and the
+`.lock`/`.wait` files are created with mode 0600 (the process umask is narrowed only around
+the DuckDB calls that create files), and an older store found with wider modes is narrowed.
+`Store(path, create=False)` refuses a missing file instead of creating it (the CLI's
+default: only `ingest`, `demo` and `store init` create a store).
 """
 
 import atexit
-import fcntl
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 
-from curation.config import db_path
-from curation.errors import StoreBusyError, StoreError
+from curation.config import db_path, lock_timeout_seconds
+from curation.errors import StoreBusyError, StoreError, StoreMissingError
+from curation.store.gate import (
+    LOCK_STATS,
+    FileGate,
+    LockStats,
+    narrow,
+    private_files,
+    reset_after_fork,
+)
 from curation.store.migrations import MIGRATIONS
+
+__all__ = ["LOCK_STATS", "LockStats", "Store", "close_all", "commit", "creating_stores",
+           "linger_seconds", "path_of", "threads_setting", "utcnow"]
 
 T = TypeVar("T")
 
 _MIGRATED: set[str] = set()
 _MIGRATE_LOCK = threading.Lock()
-SHARE_WINDOW_S = 0.05
-POLL_S = 0.005
 
 
 def linger_seconds() -> float:
@@ -84,160 +105,16 @@ def threads_setting(explicit: int | None = None) -> int | None:
     return explicit
 
 
-class _FileGate:
-    """Cross-process turn-taking on a store file, and the warm instance (module docstring)."""
-
-    def __init__(self, path: Path) -> None:
-        self.lock_path = path.with_name(path.name + ".lock")
-        self.wait_path = path.with_name(path.name + ".wait")
-        self.local = threading.local()  # per-thread depth: a nested unit reuses the hold
-        self.cond = threading.Condition()
-        self.holders = 0
-        self.fd: int | None = None  # our exclusive flock on <store>.lock, while we hold the file
-        self.since = 0.0  # when this hold began
-        self.idle_since = 0.0
-        self.draining = False
-        self.instance: duckdb.DuckDBPyConnection | None = None  # keeps the instance open
-        self.watcher: threading.Thread | None = None
-        self.linger = 0.0
-
-    # -- is another process waiting? ------------------------------------------------------
-    def others_waiting(self) -> bool:
-        try:
-            fd = os.open(self.wait_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing drops the probe lock too
-        return False
-
-    def _take_file(self) -> None:
-        """Block (in the kernel) until this process holds `<store>.lock`."""
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                wait_fd = os.open(self.wait_path, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    fcntl.flock(wait_fd, fcntl.LOCK_SH)  # tell the holder we are waiting
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                finally:
-                    os.close(wait_fd)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        self.since = time.monotonic()
-
-    def _let_go(self) -> None:
-        """Close the instance (checkpoint) and unlock. Caller holds `cond`, holders == 0."""
-        if self.instance is not None:
-            with suppress(duckdb.Error):
-                self.instance.close()
-            self.instance = None
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-        handed_over = self.draining
-        self.draining = False
-        self.cond.notify_all()
-        if handed_over:
-            # let the process that was woken by the unlock take its turn first
-            time.sleep(0.002)
-
-    # -- threads ----------------------------------------------------------------------------
-    def acquire(self) -> float:
-        """Block until this thread may use the file; return the seconds waited."""
-        start = time.monotonic()
-        depth = getattr(self.local, "depth", 0)
-        self.local.depth = depth + 1
-        if depth:
-            return 0.0
-        try:
-            with self.cond:
-                while True:
-                    if self.fd is None:
-                        self._take_file()
-                        break
-                    if self.draining:
-                        self.cond.wait(0.5)
-                        continue
-                    if time.monotonic() - self.since > SHARE_WINDOW_S and self.others_waiting():
-                        if self.holders:
-                            self.draining = True  # admit nobody new; the last one out hands over
-                            self.cond.wait(0.5)
-                            continue
-                        self.draining = True  # idle and someone waits: hand over, then queue behind
-                        self._let_go()
-                        continue
-                    break
-                self.holders += 1
-        except BaseException:
-            self.local.depth = depth
-            raise
-        return time.monotonic() - start
-
-    def release(self, linger: float) -> None:
-        self.local.depth -= 1
-        if self.local.depth:
-            return
-        with self.cond:
-            self.holders -= 1
-            if self.holders:
-                return
-            if self.draining or linger <= 0 or self.instance is None or self.others_waiting():
-                self._let_go()
-                return
-            self.idle_since = time.monotonic()
-            self.linger = linger
-            if self.watcher is None or not self.watcher.is_alive():
-                self.watcher = threading.Thread(target=self._watch, name="curation-store-linger", daemon=True)
-                self.watcher.start()
-
-    def _watch(self) -> None:
-        """While the process holds the file idle: hand it over when asked or when bored."""
-        while True:
-            time.sleep(POLL_S)
-            with self.cond:
-                if self.fd is None:
-                    self.watcher = None
-                    return
-                if self.holders:
-                    continue
-                if time.monotonic() - self.idle_since > self.linger or self.others_waiting():
-                    self._let_go()
-                    self.watcher = None
-                    return
-
-    def cursor(self, open_instance: Callable[[], duckdb.DuckDBPyConnection]) -> duckdb.DuckDBPyConnection:
-        """A new connection on the warm instance (opened on first use by this hold)."""
-        with self.cond:
-            if self.instance is None:
-                self.instance = open_instance()
-            return self.instance.cursor()
-
-    def close(self) -> None:
-        with self.cond:
-            if self.holders == 0 and self.fd is not None:
-                self._let_go()
-
-
-_GATES: dict[str, _FileGate] = {}
+_GATES: dict[str, FileGate] = {}
 _OPEN: dict[int, Path] = {}  # id(connection) -> store path, for connections handed out by Store.connect
 _GATES_LOCK = threading.Lock()
 
 
-def _gate(path: Path) -> _FileGate:
+def _gate(path: Path) -> FileGate:
     with _GATES_LOCK:
         gate = _GATES.get(str(path))
         if gate is None:
-            gate = _GATES[str(path)] = _FileGate(path)
+            gate = _GATES[str(path)] = FileGate(path)
         return gate
 
 
@@ -263,6 +140,7 @@ def _forget_after_fork() -> None:
     global _GATES_LOCK
     _GATES.clear()
     _GATES_LOCK = threading.Lock()
+    reset_after_fork()
 
 
 atexit.register(close_all)
@@ -272,6 +150,13 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def utcnow() -> datetime:
     """Naive UTC timestamp (DuckDB TIMESTAMP columns hold UTC)."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def commit(con: duckdb.DuckDBPyConnection) -> None:
+    """COMMIT the transaction of `con`; the write-ahead log the commit may create is private
+    (0600). Code that commits inside a unit of work (`queue.run_serialized`) calls this."""
+    with private_files():
+        con.execute("COMMIT")
 
 
 def _is_lock_error(exc: BaseException) -> bool:
@@ -306,23 +191,19 @@ def _backoff(timeout: float) -> Iterator[int]:
         attempt += 1
 
 
-@dataclass
-class LockStats:
-    """How long this process waited on other processes' locks (for benchmarks)."""
-
-    retries: int = 0
-    total_wait_s: float = 0.0
-    max_wait_s: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, waited: float, retries: int) -> None:
-        with self._lock:
-            self.retries += retries
-            self.total_wait_s += waited
-            self.max_wait_s = max(self.max_wait_s, waited)
+_CREATE = {"missing": True}  # what `Store(create=None)` does with a missing file (creating_stores)
 
 
-LOCK_STATS = LockStats()
+@contextmanager
+def creating_stores(allowed: bool) -> Iterator[None]:
+    """Within: a `Store` made without `create=` creates a missing store file only if
+    `allowed` (the CLI runs its commands with False; `ingest`, `demo`, `store init` pass True)."""
+    saved = _CREATE["missing"]
+    _CREATE["missing"] = allowed
+    try:
+        yield
+    finally:
+        _CREATE["missing"] = saved
 
 
 class Store:
@@ -335,11 +216,12 @@ class Store:
         lock_timeout: float | None = None,
         linger: float | None = None,
         threads: int | None = None,
+        create: bool | None = None,
     ) -> None:
         self.path = db_path(path).expanduser().resolve()
-        if lock_timeout is None:
-            lock_timeout = float(os.environ.get("CURATION_LOCK_TIMEOUT", "120"))
-        self.lock_timeout = lock_timeout
+        self.lock_timeout = lock_timeout_seconds(lock_timeout)
+        # a missing file: create it (folders and schema) or refuse (`creating_stores`)
+        self.create = _CREATE["missing"] if create is None else create
         self.linger = linger_seconds() if linger is None else max(0.0, linger)
         # applies when this Store opens the process's instance of the file (the first unit
         # of work after the file was handed over); a process should use one setting
@@ -348,18 +230,36 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
+    def require_file(self) -> None:
+        """Raise `StoreMissingError` if there is no store file here and this Store may not create one."""
+        if self.create or self.path.is_file():
+            return
+        raise StoreMissingError(
+            f"{self.path}: no store here (a typo in --db or CURATION_DB?); nothing was created. "
+            f"Create one with `curation store init --db {self.path}`, or load questions into a new "
+            f"one with `curation ingest FILE --db {self.path}`"
+        )
+
+    def init(self) -> dict[str, Any]:
+        """Take the file once: create it (folders, schema) if missing and allowed; report."""
+        created = not self.path.exists()
+        version = self.run(lambda con: con.execute("SELECT max(version) FROM schema_migrations").fetchall()[0][0])
+        return {"path": str(self.path), "created": created, "schema_version": version}
+
     # -- connections -------------------------------------------------------------------
     def _open(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         if read_only and not self.path.exists():
             raise StoreError(
                 f"{self.path}: no store here yet; run `curation ingest` first or pass --db / set CURATION_DB"
             )
+        self.require_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         error: duckdb.Error | None = None
         for retries in _backoff(self.lock_timeout):  # noqa: B007 (read after the loop)
             try:
-                con = duckdb.connect(str(self.path), config=_instance_config(self.threads))
+                with private_files():
+                    con = duckdb.connect(str(self.path), config=_instance_config(self.threads))
                 break
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
@@ -374,7 +274,10 @@ class Store:
             ) from error
         if retries:
             LOCK_STATS.record(time.monotonic() - start, retries)
-        self._migrate(con)
+        for suffix in ("", ".wal", ".lock", ".wait"):  # made by an older version: narrow them
+            narrow(self.path.with_name(self.path.name + suffix))
+        with private_files():
+            self._migrate(con)
         return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -409,9 +312,10 @@ class Store:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Take the file for one unit of work inside a transaction; commit, then let go."""
+        self.require_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         gate = _gate(self.path)
-        waited = gate.acquire()
+        waited = gate.acquire(self.lock_timeout)
         if waited > 0.001:
             LOCK_STATS.record(waited, 0)
         try:
@@ -424,7 +328,8 @@ class Store:
                 except BaseException:
                     con.execute("ROLLBACK")
                     raise
-                con.execute("COMMIT")
+                commit(con)
+                narrow(self.path.with_name(self.path.name + ".wal"))  # if a COMMIT inside made it
             finally:
                 _OPEN.pop(id(con), None)
                 con.close()

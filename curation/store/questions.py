@@ -23,20 +23,23 @@ QUESTION_COLUMNS = (
 
 def lookup(
     con: duckdb.DuckDBPyConnection, ids: Sequence[str], datasets: Sequence[str]
-) -> tuple[dict[str, str], dict[tuple[str, str, str], str], dict[str, str]]:
+) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str, str], str], dict[str, str]]:
     """What the store already holds that an ingest must respect.
 
-    Returns (id -> text_hash for the given ids and for the targets of their aliases,
-    (dataset, split, text_hash) -> id for the given datasets, alias_id -> question_id).
+    Returns (id -> (text_hash, split) for the given ids and for the targets of their
+    aliases, (dataset, split, text_hash) -> id for the given datasets, alias_id -> question_id).
     """
     aliases = dict(con.execute(
         "SELECT alias_id, question_id FROM question_aliases WHERE alias_id IN (SELECT unnest(?))",
         [list(ids)],
     ).fetchall())
     wanted = list(set(ids) | set(aliases.values()))
-    existing = dict(con.execute(
-        "SELECT id, text_hash FROM questions WHERE id IN (SELECT unnest(?))", [wanted]
-    ).fetchall())
+    existing = {
+        qid: (h, split)
+        for qid, h, split in con.execute(
+            "SELECT id, text_hash, split FROM questions WHERE id IN (SELECT unnest(?))", [wanted]
+        ).fetchall()
+    }
     by_hash = {
         (d, s, h): i
         for d, s, h, i in con.execute(

@@ -234,3 +234,25 @@ def test_dry_run_writes_nothing(store: Store, tmp_path: Path) -> None:
     r = ingest_paths(store, [write_jsonl(tmp_path / "a.jsonl", [canonical(1), canonical(2)])], dry_run=True)
     assert r.n_new == 2
     assert store.run(lambda con: con.execute("SELECT count(*) FROM questions").fetchall())[0][0] == 0
+
+
+def test_pubmedqa_questions_of_the_training_pool_cannot_become_evaluation_data(
+    store: Store, tmp_path: Path
+) -> None:
+    """The issue's case: `ingest --sample` stores PQA-L questions in the `train` pool; the
+    authors' `ori_pqal.json` (an evaluation set) holding them is refused, naming ids and splits."""
+    with sample_path("train_pool_sample.jsonl").open(encoding="utf-8") as fh:
+        pool = [r for r in map(json.loads, fh) if r["dataset_name"] == "pubmedqa"][:3]
+    data = {r["id"].removeprefix("pubmedqa-"): {
+        "QUESTION": r["meta"]["question_stem"], "CONTEXTS": r["question"].split("\n")[:-1],
+        "LABELS": [], "final_decision": r["answer"], "LONG_ANSWER": "x", "YEAR": "2000"} for r in pool}
+    path = tmp_path / "ori_pqal.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    ingest_paths(store, [sample_path("train_pool_sample.jsonl")])
+    before = snapshot(store)
+    with pytest.raises(IngestError) as info:
+        ingest_paths(store, [path])
+    text = str(info.value)
+    assert "3 question(s) would change split ('train' -> 'test': 3)" in text
+    assert all(r["id"] in text for r in pool) and "never both training and evaluation" in text
+    assert snapshot(store) == before

@@ -183,6 +183,7 @@ def test_store_round_trip(tmp_path: Path, store: tuple[str, list[dict]]) -> None
 
 
 def test_train_from_empty_store_explains(tmp_path: Path) -> None:
+    Store(tmp_path / "e.duckdb").run(lambda con: None)  # an empty store (a missing one is another error)
     res = CliRunner().invoke(_app(), ["train", "--labels", "store", "--model", "tfidf", "--out", str(tmp_path / "m"), "--db", str(tmp_path / "e.duckdb")])
     assert res.exit_code == 2 and "labeled non-gold" in res.output
 

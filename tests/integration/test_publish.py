@@ -1,5 +1,6 @@
 """Publishing with the real `huggingface_hub` client against a local Hub TEST DOUBLE
-(`hub_double.py`): byte-equal uploads, tags, refusal to overwrite a tag, private-only releases,
+(`hub_double.py`; a plain-http loopback endpoint, hence `allow_insecure_loopback` /
+`--allow-http-loopback`): byte-equal uploads, tags, refusal to overwrite a tag, private-only releases,
 and a planted token that never shows up in any output, card, manifest or file."""
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _local_files(folder: Path) -> dict[str, bytes]:
 def test_publish_uploads_byte_equal_files_and_tags(built: tuple[Store, Path], double: HubDouble) -> None:
     store, exports = built
     folder = exports / "v1"
-    result = release.publish_release(store, folder, repo_id="lab/medqa-strat", token=TOKEN, endpoint=double.endpoint)
+    result = release.publish_release(store, folder, repo_id="lab/medqa-strat", token=TOKEN, endpoint=double.endpoint, allow_insecure_loopback=True)
     repo = double.repo("lab/medqa-strat")
     assert repo.private is False
     assert repo.files == _local_files(folder)  # every file, byte for byte (parquet/png via LFS)
@@ -72,7 +73,7 @@ def test_publish_uploads_byte_equal_files_and_tags(built: tuple[Store, Path], do
     # the same version again: refused before anything is uploaded, the tag is untouched
     n_requests = len(double.state.requests)
     with pytest.raises(InputError, match="already has a tag 'v1'"):
-        release.publish_release(store, folder, repo_id="lab/medqa-strat", token=TOKEN, endpoint=double.endpoint)
+        release.publish_release(store, folder, repo_id="lab/medqa-strat", token=TOKEN, endpoint=double.endpoint, allow_insecure_loopback=True)
     assert len(repo.commits) == 1 and repo.tags == {"v1": result["commit_sha"]}
     assert not any(m == "POST" and "/commit/" in p for m, p in double.state.requests[n_requests:])
 
@@ -81,14 +82,14 @@ def test_restricted_release_only_private(built: tuple[Store, Path], double: HubD
     store, exports = built
     folder = exports / "v1r"
     with pytest.raises(PermissionDenied):
-        release.publish_release(store, folder, repo_id="lab/private", token=TOKEN, endpoint=double.endpoint)
+        release.publish_release(store, folder, repo_id="lab/private", token=TOKEN, endpoint=double.endpoint, allow_insecure_loopback=True)
     assert double.state.requests == []  # refused before contacting the Hub
-    release.publish_release(store, folder, repo_id="lab/private", private=True, token=TOKEN, endpoint=double.endpoint)
+    release.publish_release(store, folder, repo_id="lab/private", private=True, token=TOKEN, endpoint=double.endpoint, allow_insecure_loopback=True)
     assert double.repo("lab/private").private is True
     # an existing public repo is not used for a private release
-    release.publish_release(store, exports / "v1", repo_id="lab/public", token=TOKEN, endpoint=double.endpoint)
+    release.publish_release(store, exports / "v1", repo_id="lab/public", token=TOKEN, endpoint=double.endpoint, allow_insecure_loopback=True)
     with pytest.raises(PermissionDenied, match="is public"):
-        release.publish_release(store, folder, repo_id="lab/public", private=True, token=TOKEN, endpoint=double.endpoint)
+        release.publish_release(store, folder, repo_id="lab/public", private=True, token=TOKEN, endpoint=double.endpoint, allow_insecure_loopback=True)
     assert set(double.repo("lab/public").tags) == {"v1"}
 
 
@@ -96,7 +97,7 @@ def test_dry_run_contacts_nobody(built: tuple[Store, Path], double: HubDouble) -
     store, exports = built
     before = store.run(lambda con: rstore.list_publications(con))
     plan = release.publish_release(store, exports / "v1", repo_id="lab/dry", dry_run=True, token=TOKEN,
-                                   endpoint=double.endpoint)
+                                   endpoint=double.endpoint, allow_insecure_loopback=True)
     assert plan["dry_run"] and plan["token_found"] and plan["tag"] == "v1"
     assert {f["path"] for f in plan["files"]} == set(_local_files(exports / "v1"))
     assert double.state.requests == []
@@ -109,13 +110,13 @@ def test_missing_and_wrong_token(built: tuple[Store, Path], double: HubDouble, m
     store, exports = built
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no login cache
     with pytest.raises(ConfigError, match="HF_TOKEN"):
-        hub.publish(exports / "v1", "lab/x", endpoint=double.endpoint, tag="v1")
+        hub.publish(exports / "v1", "lab/x", endpoint=double.endpoint, tag="v1", allow_insecure_loopback=True)
     wrong = "hf_WRONGtokenVALUE0987654321"
     with pytest.raises(hub.HubError) as exc:
-        hub.publish(exports / "v1", "lab/x", token=wrong, endpoint=double.endpoint, tag="v1")
+        hub.publish(exports / "v1", "lab/x", token=wrong, endpoint=double.endpoint, tag="v1", allow_insecure_loopback=True)
     assert "401" in str(exc.value) and wrong not in str(exc.value)
     with pytest.raises(InputError, match="ORG/NAME"):
-        hub.publish(exports / "v1", "no-slash", token=TOKEN, endpoint=double.endpoint, tag="v1")
+        hub.publish(exports / "v1", "no-slash", token=TOKEN, endpoint=double.endpoint, tag="v1", allow_insecure_loopback=True)
 
 
 def test_cli_publish_never_shows_the_token(built: tuple[Store, Path], double: HubDouble, tmp_path: Path) -> None:
@@ -124,10 +125,10 @@ def test_cli_publish_never_shows_the_token(built: tuple[Store, Path], double: Hu
     env = {"HF_TOKEN": TOKEN, "HF_HOME": str(tmp_path / "hf")}
     outputs: list[str] = []
     for args in (
-        ["release", "publish", str(exports / "v1"), "--repo", "lab/cli", "--dry-run", "--endpoint", double.endpoint],
-        ["release", "publish", str(exports / "v1"), "--repo", "lab/cli", "--endpoint", double.endpoint, "--json"],
-        ["release", "publish", str(exports / "v1"), "--repo", "lab/cli", "--endpoint", double.endpoint],  # tag exists
-        ["release", "publish", str(exports / "v1r"), "--repo", "lab/cli2", "--endpoint", double.endpoint],  # not private
+        ["release", "publish", str(exports / "v1"), "--repo", "lab/cli", "--dry-run", "--endpoint", double.endpoint, "--allow-http-loopback"],
+        ["release", "publish", str(exports / "v1"), "--repo", "lab/cli", "--endpoint", double.endpoint, "--allow-http-loopback", "--json"],
+        ["release", "publish", str(exports / "v1"), "--repo", "lab/cli", "--endpoint", double.endpoint, "--allow-http-loopback"],  # tag exists
+        ["release", "publish", str(exports / "v1r"), "--repo", "lab/cli2", "--endpoint", double.endpoint, "--allow-http-loopback"],  # not private
         ["release", "list"],
     ):
         res = runner.invoke(app, [*args, "--db", str(store.path)], env=env)

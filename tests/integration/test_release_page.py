@@ -1,8 +1,10 @@
 """AppTest: the maintainer Releases page — list, manifest, dry run first, then publish to the
-Hub TEST DOUBLE; annotators cannot open it."""
+Hub TEST DOUBLE; the page cannot choose the endpoint (the server's HF_ENDPOINT, https only);
+annotators cannot open it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,15 +53,20 @@ def _login(name: str) -> AppTest:
     return at
 
 
-def test_dry_run_then_publish(page_store: tuple[Store, HubDouble]) -> None:
+def test_dry_run_then_publish(page_store: tuple[Store, HubDouble], monkeypatch: pytest.MonkeyPatch) -> None:
     store, double = page_store
+    # the server is configured for the double, a plain-http loopback endpoint, which only an
+    # explicit flag allows: the page has none, so the test gives it to the function the page calls
+    monkeypatch.setenv("HF_ENDPOINT", double.endpoint)
+    monkeypatch.setattr(release, "publish_release",
+                        functools.partial(release.publish_release, allow_insecure_loopback=True))
     at = _login("boss")
     at.switch_page("pages/releases.py").run()
     assert not at.exception and not at.error
     assert at.dataframe and at.metric[0].value == "6"
     assert not [b for b in at.button if b.key == "publish_go"]  # no publish before a dry run
+    assert [t.key for t in at.text_input] == ["publish_repo"]  # no endpoint field
     at.text_input(key="publish_repo").input("lab/page")
-    at.text_input(key="publish_endpoint").input(double.endpoint)
     at.button[0].click().run()  # the form's Dry run button
     assert not at.error, [e.value for e in at.error]
     assert any("Dry run:" in t.value and "token found" in t.value for t in at.text)
@@ -71,6 +78,23 @@ def test_dry_run_then_publish(page_store: tuple[Store, HubDouble]) -> None:
     assert store.run(lambda con: rstore.list_publications(con, "v1"))[0]["repo_id"] == "lab/page"
     page_text = " ".join(str(e.value) for e in [*at.text, *at.success, *at.markdown, *at.caption])
     assert TOKEN not in page_text
+
+
+def test_page_cannot_send_the_token_over_http(page_store: tuple[Store, HubDouble],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain-http HF_ENDPOINT is refused by the page's dry run (the page has no flag to
+    allow it, and no endpoint field): nothing reaches the server."""
+    _, double = page_store
+    monkeypatch.setenv("HF_ENDPOINT", double.endpoint)
+    at = _login("boss")
+    at.switch_page("pages/releases.py").run()
+    with pytest.raises(KeyError):
+        at.text_input(key="publish_endpoint")
+    at.text_input(key="publish_repo").input("lab/page")
+    at.button[0].click().run()
+    assert any("plain http" in e.value and "HF_ENDPOINT" in e.value for e in at.error), [e.value for e in at.error]
+    assert not [b for b in at.button if b.key == "publish_go"]
+    assert double.state.requests == []
 
 
 def test_annotator_cannot_open(page_store: tuple[Store, HubDouble]) -> None:

@@ -136,6 +136,7 @@ def test_passwords_stored_only_as_salted_argon2_hashes(tmp_path: Path) -> None:
     db = tmp_path / "users.duckdb"
     pw = tmp_path / "pw.txt"
     pw.write_text("Sup3r-secret-passphrase\n")
+    assert CliRunner().invoke(app, ["store", "init", "--db", str(db)]).exit_code == 0
     for name in ("alice", "bob"):
         r = CliRunner().invoke(app, ["users", "add", name, "--password-file", str(pw), "--db", str(db)])
         assert r.exit_code == 0, r.output

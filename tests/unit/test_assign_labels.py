@@ -3,6 +3,8 @@ annotation area)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from datetime import datetime
@@ -65,6 +67,23 @@ def test_export_round_trips_in_both_formats() -> None:
     assert labels.parse_export_csv(labels.render(rows, "csv")) == rows
     with pytest.raises(InputError, match="format"):
         labels.render(rows, "xml")
+
+
+CELLS = ["=1+1", '=HYPERLINK("http://x.example","y")', "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'",
+         "''=x", "'=x", "'plain", "a\r\nb", "plain", "1-2", " =not a formula"]
+
+
+def test_csv_neutralises_formula_cells_and_round_trips_exactly() -> None:
+    """OWASP CSV injection: a text cell starting with = + - @ tab or CR gets one leading quote
+    (as does one starting with a quote, so reading removes exactly the quote writing added)."""
+    rows = labels.export_rows([_row(seq=i, event_id=f"e{i}", rationale=c, annotator=c) for i, c in enumerate(CELLS)])
+    text = labels.render(rows, "csv")
+    for rec in csv.DictReader(io.StringIO(text, newline="")):
+        assert not rec["rationale"].startswith(labels.FORMULA_PREFIXES)
+        assert not rec["annotator"].startswith(labels.FORMULA_PREFIXES)
+    assert labels.parse_export_csv(text) == rows
+    assert labels.neutralise_cell("=x") == "'=x" and labels.neutralise_cell("x") == "x"
+    assert labels.neutralise_cell(-1) == -1 and labels.restore_cell("'=x") == "=x"
 
 
 def test_agreement_inputs_and_disagreements() -> None:

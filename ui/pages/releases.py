@@ -1,13 +1,13 @@
 """Releases (maintainers): built releases and their manifests; publish to the Hub, dry run first.
 
 The Hub token is read on the server (HF_TOKEN or the `hf auth login` cache); it is never typed
-into, shown on or sent to this page. Publishing is only offered after a dry run of the same
-release, repo, visibility and endpoint in this session.
+into, shown on or sent to this page. The endpoint is the server's too (HF_ENDPOINT, else
+https://huggingface.co, https only): this page cannot choose where the token goes. Publishing
+is only offered after a dry run of the same release, repo and visibility in this session.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -82,13 +82,13 @@ st.subheader("Publish to the Hugging Face Hub")
 with st.form("publish_form"):
     repo_id = st.text_input("Repository (ORG/NAME)", key="publish_repo")
     private = st.checkbox("Private repository", value=bool(manifest.get("requires_private")), key="publish_private")
-    endpoint = st.text_input("Endpoint", value=os.environ.get("HF_ENDPOINT", "https://huggingface.co"), key="publish_endpoint")
+    st.caption("The Hub endpoint is set on the server (HF_ENDPOINT, default https://huggingface.co).")
     dry = st.form_submit_button("Dry run")
 
-request = (version, repo_id.strip(), bool(private), endpoint.strip())
+request = (version, repo_id.strip(), bool(private))
 if dry:
     try:
-        plan = publish_release(store, folder, repo_id=request[1], private=request[2], dry_run=True, endpoint=request[3])
+        plan = publish_release(store, folder, repo_id=request[1], private=request[2], dry_run=True)
     except CurationError as exc:
         st.session_state.pop(DRY_RUN_KEY, None)
         st.error(str(exc))
@@ -106,7 +106,7 @@ if checked and checked["request"] == request:
     if st.button("Publish", type="primary", key="publish_go", disabled=not plan.get("token_found")):
         try:
             with st.spinner("Uploading ..."):
-                result = publish_release(store, folder, repo_id=request[1], private=request[2], endpoint=request[3])
+                result = publish_release(store, folder, repo_id=request[1], private=request[2])
         except CurationError as exc:
             st.error(str(exc))
         else:
