@@ -10,7 +10,13 @@ Queue rules (the annotation issue):
 - among open items A gets gold batches first, then active-learning, then manual batches,
   oldest batch first, then the item with the fewest labels + active leases (even spread),
   then batch position;
-- a lease expires after `lease_minutes` (default 30) and the slot goes back to the pool.
+- a lease expires after `lease_minutes` (default 30) and the slot goes back to the pool;
+- K is a hard limit at every write, by the same rule (`is_open_for`), in the write's own
+  transaction: a label is recorded only if the item is still open for the person (their
+  lease is live, or the slot is free: a late label after the lease expired is kept unless
+  someone took the slot); an undo re-leases the item only if it could be given to the
+  person afresh (a skip gave its slot back; their own label still holds it). A skip takes
+  no slot and is always recorded.
 """
 
 from __future__ import annotations
@@ -124,8 +130,9 @@ class Candidate:
 
 
 def is_open_for(done_by_me: bool, my_assigned_at: datetime | None, load: int, overlap: int) -> bool:
-    """May an annotator be given an item now? Not if they finished it; yes if they hold its
-    lease; else only while people's labels + others' live leases (`load`) < K."""
+    """May an annotator be given an item now, or label it? Not if they finished it; yes if
+    they hold its live lease; else only while people's labels + others' live leases (`load`)
+    < K. The queue (`choose_next`), `submit` and `undo` in `curation.store.queue` all ask this."""
     if done_by_me:
         return False
     if my_assigned_at is not None:

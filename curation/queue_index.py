@@ -42,6 +42,20 @@ class Item(NamedTuple):
     suggestion_prob: float | None
 
 
+class Slot(NamedTuple):
+    """One batch item's slots as one person sees them when they write (label, undo)."""
+
+    overlap: int  # K
+    labels: int  # people's current labels, the person's own left out
+    leases: int  # others' live leases (of people who have not finished the item)
+    my_lease: datetime | None  # the person's newest live lease, unless they finished the item
+
+    @property
+    def load(self) -> int:
+        """What `assign.is_open_for` compares with K."""
+        return self.labels + self.leases
+
+
 Row = tuple[int, str, str, str, datetime, str]  # seq, question_id, annotator, action, created_at, source
 Lease = tuple[str, str, datetime]  # question_id, annotator, assigned_at (unexpired)
 
@@ -57,6 +71,7 @@ class QueueIndex:
     def reset(self) -> None:
         self.items_sig: int | None = None
         self.items: list[Item] = []
+        self.by_key: dict[tuple[str, str], Item] = {}
         self.n_rows = 0
         self.seq_sum = 0
         self.last_seq = 0
@@ -66,6 +81,7 @@ class QueueIndex:
 
     def set_items(self, items: Iterable[tuple[Any, ...]], signature: int) -> None:
         self.items = [Item(*r) for r in items]
+        self.by_key = {(i.batch_id, i.question_id): i for i in self.items}
         self.items_sig = signature
 
     def in_step(self, n_rows: int, seq_sum: int) -> bool:
@@ -78,9 +94,9 @@ class QueueIndex:
 
     def rebuild(self, rows: list[Row]) -> None:
         """Start over from every annotation row (items kept)."""
-        items, sig = self.items, self.items_sig
+        items, by_key, sig = self.items, self.by_key, self.items_sig
         self.reset()
-        self.items, self.items_sig = items, sig
+        self.items, self.by_key, self.items_sig = items, by_key, sig
         self.fold(rows)
 
     def fold(self, rows: list[Row]) -> None:
@@ -124,6 +140,17 @@ class QueueIndex:
             else:
                 n_leases[qid] = n_leases.get(qid, 0) + 1
         return n_leases, mine
+
+    def slot(self, leases: Iterable[Lease], annotator: str, batch_id: str, question_id: str) -> Slot | None:
+        """The item `(batch_id, question_id)` as `annotator` sees it now (None: no such item).
+        Their own current label is left out of `labels`: a write replaces or retracts it."""
+        item = self.by_key.get((batch_id, question_id))
+        if item is None:
+            return None
+        n_leases, mine = self.live_leases(leases, annotator)
+        own = self.latest_lab.get((question_id, annotator))
+        labels = self.n_labels.get(question_id, 0) - (own is not None and own[1] == "label")
+        return Slot(item.overlap, labels, n_leases.get(question_id, 0), mine.get(question_id))
 
     def choose(self, leases: Iterable[Lease], annotator: str) -> tuple[int, int, Item | None]:
         """`(open, done, top item)` for `annotator` given the unexpired leases."""

@@ -1,7 +1,8 @@
 """Helpers shared by every page of the Streamlit app: the store, the logged-in user, roles.
 
 Pages call these and `curation/` functions only. Every page starts with
-`user = require_role("annotator")` or `require_role("maintainer")`: the router
+`user = require_role("annotator")` or `require_role("maintainer")`, and every callback that
+writes starts with `require_active_user(role)` (the page's check ran before the click): the router
 (`ui/app.py`) registers only the pages a role may open (the server-side enforcement: an
 unregistered page cannot be reached by URL) and this check is the second line of defence.
 
@@ -68,11 +69,12 @@ def log_out() -> None:
         del st.session_state[key]
 
 
-def current_user() -> dict[str, Any] | None:
+def current_user(*, recheck_account: bool = False) -> dict[str, Any] | None:
     """The logged-in user of this session, or None (not logged in, expired or disabled).
 
     Touches `last_seen` (idle expiry) and re-reads the account from the store at most once
-    per `SessionPolicy.recheck` so a disabled account or changed role takes effect quickly.
+    per `SessionPolicy.recheck` so a disabled account or changed role takes effect quickly;
+    `recheck_account=True` re-reads it now (before a write: `require_active_user`).
     """
     user = st.session_state.get(USER_KEY)
     if not user:
@@ -83,7 +85,7 @@ def current_user() -> dict[str, Any] | None:
         log_out()
         st.session_state["auth_message"] = "Your session expired; please log in again."
         return None
-    if policy.needs_recheck(checked_at=user["checked_at"], now=now):
+    if recheck_account or policy.needs_recheck(checked_at=user["checked_at"], now=now):
         from curation.services.annotate import find_user
 
         row = find_user(get_store(), user["name"])
@@ -110,11 +112,40 @@ def require_role(role: str) -> dict[str, Any]:
         raise ValueError(f"unknown role {role!r}")
     user = current_user()
     if user is None:
-        st.error("Please log in first.")
+        # why the session just ended, if it did (expired, disabled); the login page shows it too
+        st.error(st.session_state.get("auth_message") or "Please log in first.")
         st.stop()
     if not has_role(user, role):
         st.error(f"This page needs the {role} role; you are logged in as {user['role']}.")
         st.stop()
+    assert user is not None
+    return user
+
+
+def require_active_user(role: str) -> dict[str, Any] | None:
+    """Before a write, in the callback itself: the current user, checked now, or None, and
+    then nothing may be written.
+
+    A click runs its callback before the page (and its `require_role`) runs again, so a
+    write cannot lean on the check of the page's previous run. This checks the session
+    (idle and absolute expiry) and re-reads the account from the store whatever the recheck
+    interval: it must exist, be enabled and hold `role`. An expired session or a missing or
+    disabled account is logged out here (the router then shows the login page and why); a
+    role too low leaves the session alone and the page's `require_role` says so. Server side
+    only: the session lives in `st.session_state`, the account in the store.
+    """
+    if role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
+    user = current_user(recheck_account=True)
+    return user if has_role(user, role) else None
+
+
+def writer(role: str) -> dict[str, Any]:
+    """In a page body, right before a write: `require_active_user(role)`, or rerun (the router
+    then shows the login page and why) so that nothing is written."""
+    user = require_active_user(role)
+    if user is None:
+        st.rerun()
     assert user is not None
     return user
 

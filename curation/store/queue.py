@@ -6,6 +6,11 @@ the next question happen in the same transaction. Inside one process (the Stream
 server) queue transactions are serialized by a lock, so two annotators can never take the
 last free slot of an item at once; DuckDB itself lets only one process write the file.
 
+K is a hard limit at every write, not only when the next question is chosen: a label and
+an undo (which re-leases) ask `assign.is_open_for` over the index state inside their own
+transaction, so a late label after the lease expired, or an undo after someone took the
+slot of a skipped item, is refused with a message instead of making K+1 labels.
+
 Labels go through `curation.store.annotations.append` (append-only, idempotent by
 `event_id`): a double-submitted form adds one row.
 """
@@ -22,9 +27,9 @@ import duckdb
 
 from curation import assign
 from curation.errors import ConflictError, InputError, PermissionDenied
-from curation.queue_index import Item, QueueIndex
+from curation.queue_index import Item, QueueIndex, Slot
 from curation.schema import LABELS
-from curation.store import Store, path_of, utcnow
+from curation.store import Store, commit, path_of, utcnow
 from curation.store.annotations import Annotation, append, human_sql
 
 _QUEUE_LOCK = threading.RLock()
@@ -48,7 +53,7 @@ def run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -
         con.execute("BEGIN TRANSACTION")
         try:
             result = fn(con)
-            con.execute("COMMIT")
+            commit(con)  # the write-ahead log it may create stays private (0600)
         except BaseException:
             forget_queue_state()  # it may hold rows of the transaction being rolled back
             raise
@@ -112,6 +117,19 @@ def _with_index(con: duckdb.DuckDBPyConnection, fn: Callable[[QueueIndex], T]) -
 def _queue_state(con: duckdb.DuckDBPyConnection, annotator: str, now: datetime) -> tuple[int, int, Item | None]:
     leases = _leases(con, now)
     return _with_index(con, lambda index: index.choose(leases, annotator))
+
+
+def _slot(
+    con: duckdb.DuckDBPyConnection, annotator: str, batch_id: str, question_id: str, now: datetime
+) -> Slot | None:
+    """The item's slots for `annotator` inside this transaction (`QueueIndex.slot`)."""
+    leases = _leases(con, now)
+    return _with_index(con, lambda index: index.slot(leases, annotator, batch_id, question_id))
+
+
+def _clock(at: datetime, now: datetime, fmt: str = "%H:%M:%S") -> str:
+    """`at` as the screen shows it: the time of day if it is today, else the date too."""
+    return f"{at:{fmt}} UTC" if at.date() == now.date() else f"{at:%Y-%m-%d} {at:{fmt}} UTC"
 
 
 def forget_queue_state() -> None:
@@ -256,6 +274,47 @@ def next_task(
     return out
 
 
+def _checked_batch(
+    con: duckdb.DuckDBPyConnection, annotator: str, question_id: str, action: str, now: datetime
+) -> str:
+    """The batch a label/skip of `question_id` by `annotator` goes to, once the checks of a
+    write have passed (`submit`'s docstring); raises ConflictError / PermissionDenied."""
+    # "finished" as the queue counts it (`assign.Candidate.done_by_me`): the latest own row
+    last = con.execute(
+        "SELECT action, label, source, created_at FROM annotations WHERE question_id = ? AND annotator = ? "
+        "ORDER BY created_at DESC, seq DESC LIMIT 1",
+        [question_id, annotator],
+    ).fetchall()
+    if last and last[0][0] in ("label", "skip"):
+        done, done_label, source, at = last[0]
+        what = f"labeled {done_label!r}" if done == "label" else "skipped"
+        when = _clock(at, now)
+        where, fix = (
+            (" (another tab or window?)", "Use Undo to change it.") if source == "app"
+            else (f" in {source}", f"Change it in {source}.")
+        )
+        raise ConflictError(
+            f"question {question_id} was already {what} by you{where} at {when}; nothing changed. {fix}"
+        )
+    leased = con.execute(
+        "SELECT batch_id, expires_at FROM assignments WHERE annotator = ? AND question_id = ? "
+        "ORDER BY assigned_at DESC LIMIT 1",
+        [annotator, question_id],
+    ).fetchall()
+    if not leased:
+        raise PermissionDenied(f"question {question_id!r} is not assigned to {annotator!r}")
+    batch_id, expires_at = leased[0]
+    if action == "label":  # K is a hard limit: the slot must still be this person's
+        slot = _slot(con, annotator, batch_id, question_id, now)
+        if slot is not None and not assign.is_open_for(False, slot.my_lease, slot.load, slot.overlap):
+            by = "labeled" if slot.leases == 0 else "labeled or being labeled"
+            raise ConflictError(
+                f"question {question_id} is already {by} by {slot.load} of {slot.overlap} people "
+                f"(your lease expired at {_clock(expires_at, now, '%H:%M')}); nothing was recorded."
+            )
+    return str(batch_id)
+
+
 def submit(
     con: duckdb.DuckDBPyConnection,
     annotator: str,
@@ -276,8 +335,14 @@ def submit(
     annotator, and ConflictError (naming the question and what is stored) if the annotator
     has already finished it: their latest row for it is a label or a skip, e.g. made in
     another tab. After an undo (a `retract` is the latest row) it may be labeled again.
+
+    A label must find the item still open for the annotator (`assign.is_open_for`, in this
+    transaction): their lease is live, or it expired and the slot is still free (the late
+    label is kept). If others filled the K slots meanwhile, ConflictError says so and when
+    the lease expired; nothing is recorded. A skip takes no slot: it is always recorded.
     Whether a suggestion was shown is decided here from the batch (never on gold).
     """
+    now = now or utcnow()
     if action not in ("label", "skip"):
         raise InputError(f"action {action!r} is not label or skip (undo has its own call)")
     if action == "label" and label not in LABELS:
@@ -285,31 +350,7 @@ def submit(
     # Small indexed lookups: DuckDB runs these ~5x faster than one query joining them.
     if con.execute("SELECT 1 FROM annotations WHERE event_id = ?", [event_id]).fetchall():
         return False
-    # "finished" as the queue counts it (`assign.Candidate.done_by_me`): the latest own row
-    last = con.execute(
-        "SELECT action, label, source, created_at FROM annotations WHERE question_id = ? AND annotator = ? "
-        "ORDER BY created_at DESC, seq DESC LIMIT 1",
-        [question_id, annotator],
-    ).fetchall()
-    if last and last[0][0] in ("label", "skip"):
-        done, done_label, source, at = last[0]
-        what = f"labeled {done_label!r}" if done == "label" else "skipped"
-        when = f"{at:%H:%M:%S} UTC" if at.date() == (now or utcnow()).date() else f"{at:%Y-%m-%d %H:%M:%S} UTC"
-        where, fix = (
-            (" (another tab or window?)", "Use Undo to change it.") if source == "app"
-            else (f" in {source}", f"Change it in {source}.")
-        )
-        raise ConflictError(
-            f"question {question_id} was already {what} by you{where} at {when}; nothing changed. {fix}"
-        )
-    leased = con.execute(
-        "SELECT batch_id FROM assignments WHERE annotator = ? AND question_id = ? "
-        "ORDER BY assigned_at DESC LIMIT 1",
-        [annotator, question_id],
-    ).fetchall()
-    if not leased:
-        raise PermissionDenied(f"question {question_id!r} is not assigned to {annotator!r}")
-    batch_id = leased[0][0]
+    batch_id = _checked_batch(con, annotator, question_id, action, now)
     kind, show, sug_label = con.execute(
         "SELECT b.kind, b.show_suggestions, bi.suggestion_label FROM batches b "
         "LEFT JOIN batch_items bi ON bi.batch_id = b.id AND bi.question_id = ? WHERE b.id = ?",
@@ -323,7 +364,7 @@ def submit(
         action=action,
         label=label if action == "label" else None,
         source="app",
-        created_at=now or utcnow(),
+        created_at=now,
         event_id=event_id,
         confidence=confidence if action == "label" else None,
         rationale=rationale if action == "label" else None,
@@ -363,6 +404,11 @@ def undo(
     """Take back the annotator's most recent label or skip made in the app (a `retract` row)
     and lease that question to them again. Returns its id, or None if nothing to undo.
 
+    The question must still be open for them afresh (`assign.is_open_for` without a lease,
+    their own label left out): undoing a label always is (the label held the slot); after
+    a skip others may have filled the K slots, and then ConflictError says so and nothing
+    changes (a retract they could not follow with a label would only lose their answer).
+
     `expected`: the question the screen showed as the action to undo when it was drawn
     (`undo_preview` then), `""` if it showed nothing to undo, None for no check. If the
     target is now a different question (another tab acted, or a keypress was meant for an
@@ -390,7 +436,17 @@ def undo(
         )
     if target is None:
         return None
-    batch_id = next(r["batch_id"] for r in latest if r["question_id"] == target)
+    row = next(r for r in latest if r["question_id"] == target)
+    batch_id = row["batch_id"]
+    slot = _slot(con, annotator, batch_id, target, now) if batch_id is not None else None
+    if slot is not None and not assign.is_open_for(False, None, slot.load, slot.overlap):
+        what = "skipped" if row["action"] == "skip" else "labeled"
+        taken = f"{slot.labels} of {slot.overlap} labels done" + (
+            f", {slot.leases} being labeled" if slot.leases else "")
+        raise ConflictError(
+            f"Undo not applied: question {target} was taken by someone else after you {what} it "
+            f"({taken}); nothing changed."
+        )
     append(con, [Annotation(
         question_id=target, annotator=annotator, action="retract", label=None, source="app",
         created_at=now, event_id=event_id, batch_id=batch_id,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from curation.errors import InputError, NotFoundError, PermissionDenied
+from curation.errors import ConflictError, InputError, NotFoundError, PermissionDenied
 from curation.labels import parse_export_csv, parse_export_jsonl
 from curation.services import annotate
 from curation.store import Store, utcnow
@@ -114,9 +114,14 @@ def test_expired_lease_is_reassigned_and_does_not_block(store: Store) -> None:
     assert store.run(lambda con: q.next_task(con, "other", now=now + timedelta(minutes=29)))["task"] is None
     later = store.run(lambda con: q.next_task(con, "other", now=now + timedelta(minutes=31)))
     assert later["task"]["question_id"] == qid
-    # the leaver may still submit (the label is kept, never lost)
+    # the leaver's late label is refused: "other" holds the slot now (K is a hard limit)
+    with pytest.raises(ConflictError, match=f"question {qid} is already labeled or being labeled by 1 of 1"):
+        store.run(lambda con: q.submit(con, "leaver", qid, action="label", label="reasoning",
+                                       event_id="late", now=now + timedelta(minutes=32)))
+    # once that lease lapses too and the slot is free again, a late label is kept, never lost
     assert store.run(lambda con: q.submit(con, "leaver", qid, action="label", label="reasoning",
-                                          event_id="late"))
+                                          event_id="later", now=now + timedelta(minutes=62)))
+    assert labels_by_question(store) == {qid: ["leaver"]}
 
 
 def test_double_submit_is_idempotent(store: Store) -> None:
@@ -365,7 +370,10 @@ def test_queue_choice_matches_the_pure_reference(store: Store, seed_: int) -> No
             elif task is not None and r < 0.7:
                 q.submit(con, who, task["question_id"], action="skip", event_id=f"e{step}", now=clock)
             elif r < 0.8:
-                q.undo(con, who, event_id=f"u{step}", now=clock)
+                try:  # refused when others took the slot of a skipped item: nothing written
+                    q.undo(con, who, event_id=f"u{step}", now=clock)
+                except ConflictError:
+                    pass
             elif r < 0.9:  # an imported label dated in the past (a Label Studio pull)
                 append(con, [Annotation(
                     question_id=rng.choice(ids), annotator=rng.choice(people + ["ls-user"]), action="label",

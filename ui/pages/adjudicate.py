@@ -8,7 +8,7 @@ import streamlit as st
 from curation.schema import LABELS
 from curation.services import annotate
 from curation.services.annotate import adjudication_queue
-from ui.common import get_store, require_role, show_plain
+from ui.common import get_store, require_role, show_plain, writer
 
 user = require_role("maintainer")
 store = get_store()
@@ -51,7 +51,8 @@ with st.form(f"adj_form_{qid}"):
     final = st.radio("Final label", LABELS, horizontal=True)
     note = st.text_input("Note (why)", max_chars=2000)
     if st.form_submit_button("Save decision", type="primary"):
-        annotate.adjudicate(store, question_id=qid, label=final, maintainer=user["name"], note=note or None)
+        who = writer("maintainer")  # the session and the account, checked now
+        annotate.adjudicate(store, question_id=qid, label=final, maintainer=who["name"], note=note or None)
         st.session_state["adj_saved"] = qid
         st.rerun()
 if st.session_state.pop("adj_saved", None):

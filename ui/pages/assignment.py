@@ -8,7 +8,7 @@ import streamlit as st
 from curation.assign import lease_minutes
 from curation.errors import CurationError
 from curation.services import annotate
-from ui.common import get_store, require_role
+from ui.common import get_store, require_role, writer
 
 user = require_role("maintainer")
 store = get_store()
@@ -24,8 +24,9 @@ with st.form("gold_draw"):
     overlap = c2.number_input("Annotators per question (K)", min_value=1, value=2)
     seed = c3.number_input("Seed", min_value=0, value=0)
     if st.form_submit_button("Draw", type="primary"):
+        who = writer("maintainer")  # the session and the account, checked now
         try:
-            res = annotate.draw_gold(store, int(size), int(overlap), int(seed), created_by=user["name"])
+            res = annotate.draw_gold(store, int(size), int(overlap), int(seed), created_by=who["name"])
             st.success(f"Batch {res['batch_id']}: {res['size']} questions, K={res['overlap']}, "
                        f"per benchmark {res['per_dataset']}")
         except CurationError as exc:

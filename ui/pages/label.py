@@ -12,6 +12,11 @@ the question the screen offered to undo and runs after any label of the same rer
 after a label still running on another script thread of the session (`_lock`); the store
 refuses a label for a question already finished (another tab) and an undo whose target
 has changed, and the page then shows why and re-reads the queue.
+
+Every write (label, skip, undo, the lease of a first fetch) first checks the session and
+re-reads the account (`_writer`, i.e. `ui.common.require_active_user`) in the callback
+itself: a click runs its callback before the page's own `require_role`, so an expired
+session or a disabled account would otherwise store one more label.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import streamlit as st
 from curation.errors import ConflictError, CurationError
 from curation.labels import load_guidelines
 from curation.services import annotate
-from ui.common import get_store, require_role, show_plain
+from ui.common import get_store, require_active_user, require_role, show_plain
 
 user = require_role("annotator")
 store = get_store()
@@ -39,22 +44,29 @@ def _guidelines() -> tuple[str, str]:
     return version, re.sub(r"^(#{1,4}) ", lambda m: "#" * (len(m.group(1)) + 2) + " ", body, flags=re.M)
 
 
+def _writer() -> str | None:
+    """Who may write now, checked here and now (session, then the account re-read from the
+    store); None: write nothing, the session is logged out and the next run shows why."""
+    user = require_active_user("annotator")
+    return None if user is None else str(user["name"])
+
+
 def _set_state(result: dict[str, Any]) -> None:
     st.session_state["lab_task"] = result["task"]
     st.session_state["lab_progress"] = (result["done"], result["remaining"], result["progress"])
     st.session_state["lab_event"] = annotate.new_event_id()
 
 
-def _refresh_after_conflict(message: str) -> None:
+def _refresh_after_conflict(me: str, message: str) -> None:
     """Show why nothing changed and re-read the queue, so the screen shows the truth."""
     st.session_state["lab_error"] = message
-    _set_state(annotate.fetch_next(store, ME))
-    _read_last()
+    _set_state(annotate.fetch_next(store, me))
+    _read_last(me)
 
 
-def _read_last() -> None:
+def _read_last(me: str) -> None:
     """`lab_last`: the question "Undo last" takes back, as the store says now ("" = none)."""
-    st.session_state["lab_last"] = annotate.undo_target(store, ME) or ""
+    st.session_state["lab_last"] = annotate.undo_target(store, me) or ""
 
 
 def _lock() -> threading.RLock:
@@ -74,11 +86,17 @@ def _act(action: str, label: str | None, question_id: str, event_id: str, versio
     """Label/skip button callback: record for the rendered question and fetch the next one in
     one store call."""
     with _lock():  # first: a U pressed after this key waits for the label
+        conf = st.session_state.get(f"lab_conf_{event_id}")
+        rationale = st.session_state.get(f"lab_rat_{event_id}")
+        # The account check reads the store, and a U pressed meanwhile stops this callback at
+        # its next session-state access: so none between the check and the label, which then
+        # lands before the U's undo runs (or, stopped before the check, not at all).
+        me = _writer()  # before anything is written (the page's check ran before this click)
+        if me is None:
+            return
         try:
-            conf = st.session_state.get(f"lab_conf_{event_id}")
-            rationale = st.session_state.get(f"lab_rat_{event_id}")
             result = annotate.submit_and_next(
-                store, ME, question_id, action=action, label=label, event_id=event_id,
+                store, me, question_id, action=action, label=label, event_id=event_id,
                 confidence=int(conf) if conf else None, rationale=rationale,
                 guidelines_version=version,
             )
@@ -90,7 +108,7 @@ def _act(action: str, label: str | None, question_id: str, event_id: str, versio
                     f"Already recorded for question {question_id}; nothing changed.")
             _set_state(result)
         except ConflictError as exc:
-            _refresh_after_conflict(str(exc))
+            _refresh_after_conflict(me, str(exc))
         except CurationError as exc:
             st.session_state["lab_error"] = str(exc)
 
@@ -106,16 +124,19 @@ def _ask_undo(expected: str, event_id: str) -> None:
 
 
 def _undo(expected: str, event_id: str) -> None:
+    me = _writer()  # this run's `require_role` may not have re-read the account
+    if me is None:
+        st.rerun()  # logged out: the router shows the login page and why
     try:
         # its own id: "1 then U" must both count; "U, U" on one render counts once
-        result = annotate.undo_and_next(store, ME, event_id=f"{event_id}-undo", expected=expected)
+        result = annotate.undo_and_next(store, me, event_id=f"{event_id}-undo", expected=expected)
         st.session_state["lab_last"] = result["undo_next"] or ""
         st.session_state["lab_flash"] = (
             f"Undone: question {result['undone']} is back." if result.get("undone") else "Nothing to undo."
         )
         _set_state(result)
     except ConflictError as exc:
-        _refresh_after_conflict(str(exc))
+        _refresh_after_conflict(me, str(exc))
     except CurationError as exc:
         st.session_state["lab_error"] = str(exc)
 
@@ -130,11 +151,14 @@ with _lock():  # after any action of this session still running in another scrip
     pending_undo = st.session_state.pop("lab_undo", None)
     if pending_undo is not None:  # after this rerun's label callbacks (see `_ask_undo`)
         _undo(*pending_undo)
-    if "lab_task" not in st.session_state:
-        _set_state(annotate.fetch_next(store, ME))
-        _read_last()
+    if "lab_task" not in st.session_state:  # leases a question: a write too
+        writer = _writer()
+        if writer is None:
+            st.rerun()
+        _set_state(annotate.fetch_next(store, writer))
+        _read_last(ME)
     elif "lab_last" not in st.session_state:
-        _read_last()
+        _read_last(ME)
     task: dict[str, Any] | None = st.session_state["lab_task"]
     done, remaining, share = st.session_state["lab_progress"]
     event_id: str = st.session_state["lab_event"]

@@ -13,7 +13,7 @@ import streamlit as st  # noqa: E402
 
 from curation import labelstudio as lsmod  # noqa: E402
 from curation.errors import CurationError  # noqa: E402
-from ui.common import get_store  # noqa: E402
+from ui.common import get_store, writer  # noqa: E402
 
 st.title("Label Studio")
 store = get_store()
@@ -32,6 +32,7 @@ except CurationError as exc:
     st.stop()
 
 if st.button("Pull labels now", type="primary", key="ls_pull"):
+    writer("maintainer")  # the session and the account, checked now
     with st.spinner("Pulling annotations from Label Studio..."):
         try:
             results = lsmod.pull(store, api)

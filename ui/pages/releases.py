@@ -18,7 +18,7 @@ user = require_role("maintainer")
 
 from curation.errors import CurationError  # noqa: E402
 from curation.release import list_releases, publish_release, read_manifest  # noqa: E402
-from ui.common import get_store, show_plain  # noqa: E402
+from ui.common import get_store, show_plain, writer  # noqa: E402
 
 DRY_RUN_KEY = "release_dry_run"  # durable state no widget owns
 
@@ -104,6 +104,7 @@ if checked and checked["request"] == request:
         f"token {'found' if plan.get('token_found') else 'NOT found: set HF_TOKEN on the server'}."
     )
     if st.button("Publish", type="primary", key="publish_go", disabled=not plan.get("token_found")):
+        writer("maintainer")  # the session and the account, checked now
         try:
             with st.spinner("Uploading ..."):
                 result = publish_release(store, folder, repo_id=request[1], private=request[2])
