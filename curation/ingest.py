@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import functools
 import gc
-import hashlib
 import io
 import json
 import os
@@ -26,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 from curation import adapters
 from curation.errors import IngestError, InputError
 from curation.schema import SPLITS, Question
+from curation.staging import file_sha256
 from curation.store import Store, utcnow
 from curation.store import questions as qstore
 
@@ -565,10 +565,7 @@ class _DryRun(Exception):
 def _sha256(name: str) -> str | None:
     """The sha256 of a source file; None when `name` is not a file (a dataset folder, a Hub id)."""
     path = Path(name)
-    if not path.is_file():
-        return None
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+    return file_sha256(path) if path.is_file() else None
 
 
 def sample_path(name: str) -> Path:

@@ -26,7 +26,6 @@ from curation.release.manifest import (
     RELEASE_SCHEMA_VERSION,
     RESERVED_CONFIGS,
     Manifest,
-    file_sha256,
     parse_caps,
     read_config,
     read_manifest,
@@ -36,6 +35,7 @@ from curation.release.manifest import (
 from curation.release.publish import list_releases, publish_release
 from curation.release.shape import EVAL_COLUMNS, PARQUET_OPTIONS
 from curation.release.snapshot import Snapshot, take_snapshot
+from curation.staging import file_sha256
 
 __all__ = [
     "CHART",

@@ -6,7 +6,6 @@ sha256, nothing extra) and `read_config` (one config as an Arrow table).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import pyarrow as pa
 
 from curation.errors import InputError, NotFoundError
 from curation.schema import validate_name
+from curation.staging import file_sha256
 
 RELEASE_SCHEMA_VERSION = "1.1"  # 1.1: provenance columns (source_label*, in_model_training)
 MANIFEST = "manifest.json"
@@ -137,11 +137,6 @@ def parse_caps(values: Sequence[str] | Mapping[str, int] | None) -> dict[str, in
             raise InputError(f"--cap {k}={n}: N must be >= 0")
         caps[k] = int(n)
     return dict(sorted(caps.items()))
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> Manifest:

@@ -20,7 +20,7 @@ import duckdb
 from curation import rules
 from curation.errors import InputError
 from curation.schema import LABELS, Annotation
-from curation.store.sql import in_list
+from curation.store.sql import dicts, in_list
 
 __all__ = ["Annotation", "CURRENT_LABELS_SQL", "GOLD_IDS_SQL", "adjudicate", "append",
            "current_adjudications", "current_labels", "human_sql", "reference_sql"]
@@ -77,10 +77,6 @@ def append(con: duckdb.DuckDBPyConnection, rows: Sequence[Annotation]) -> int:
     after = con.execute("SELECT count(*) FROM annotations").fetchall()[0][0]
     return int(after - before)
 
-
-def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 CURRENT_LABELS_SQL = """
@@ -201,7 +197,7 @@ def gold_questions(con: duckdb.DuckDBPyConnection, question_ids: list[str]) -> d
         [question_ids],
     )
     out = {}
-    for r in _dicts(cur):
+    for r in dicts(cur):
         opts = r["options"]
         r["options"] = json.loads(opts) if isinstance(opts, str) else dict(opts)
         out[r["id"]] = r
@@ -210,7 +206,7 @@ def gold_questions(con: duckdb.DuckDBPyConnection, question_ids: list[str]) -> d
 
 def annotation_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every annotation row (labels, retractions, skips) with the question's benchmark."""
-    return _dicts(con.execute(
+    return dicts(con.execute(
         "SELECT a.*, q.dataset_name FROM annotations a LEFT JOIN questions q ON q.id = a.question_id "
         "ORDER BY a.seq"
     ))
@@ -223,7 +219,7 @@ def annotation_count(con: duckdb.DuckDBPyConnection) -> int:
 
 def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Label rows per day and source (for the activity chart)."""
-    return _dicts(con.execute(
+    return dicts(con.execute(
         "SELECT CAST(created_at AS DATE) AS day, source, count(*) AS labels FROM annotations "
         "WHERE action = 'label' GROUP BY ALL ORDER BY day, source"
     ))

@@ -25,6 +25,7 @@ import duckdb
 from curation.errors import InputError
 from curation.labelstudio.mapping import TaskRef, VersionRow
 from curation.schema import Annotation
+from curation.store.sql import dicts
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class ProjectRef:
     guidelines_version: str | None
     created_at: datetime
 
-
-def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 # -- projects -------------------------------------------------------------------------
@@ -65,7 +62,7 @@ def projects(
     if name is not None:
         sql += " AND name = ?"
         params.append(name)
-    rows = _dicts(con.execute(sql + " ORDER BY created_at, project_id", params))
+    rows = dicts(con.execute(sql + " ORDER BY created_at, project_id", params))
     return [ProjectRef(**r) for r in rows]
 
 
@@ -112,7 +109,7 @@ def task_map(con: duckdb.DuckDBPyConnection, server: str, project_id: int) -> di
 
 def push_items(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict[str, Any]]:
     """A batch's items in position order, with the question fields a task carries."""
-    return _dicts(con.execute(
+    return dicts(con.execute(
         "SELECT bi.question_id, bi.position, bi.suggestion_label, bi.suggestion_prob, "
         "q.question, q.options, q.dataset_name FROM batch_items bi "
         "JOIN questions q ON q.id = bi.question_id WHERE bi.batch_id = ? ORDER BY bi.position",
@@ -175,7 +172,7 @@ def live_versions(
     con: duckdb.DuckDBPyConnection, server: str, project_id: int
 ) -> dict[int, VersionRow]:
     """Latest stored version of each Label Studio annotation not yet seen deleted."""
-    rows = _dicts(con.execute(
+    rows = dicts(con.execute(
         """SELECT * EXCLUDE (rn) FROM (
                SELECT *, row_number() OVER (
                    PARTITION BY ls_annotation_id ORDER BY updated_at DESC, seen_at DESC) AS rn
@@ -268,7 +265,7 @@ def log_sync(
 def last_syncs(
     con: duckdb.DuckDBPyConnection, server: str, *, limit: int = 20
 ) -> list[dict[str, Any]]:
-    return _dicts(con.execute(
+    return dicts(con.execute(
         "SELECT * FROM ls_sync_log WHERE server = ? ORDER BY seq DESC LIMIT ?", [server, limit]
     ))
 
@@ -288,7 +285,7 @@ _CURRENT_VERSIONS = """WITH cur AS (
 
 def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str, Any]]:
     """Per project: tasks pushed, tasks with a current Label Studio label, labels, last pull."""
-    return _dicts(con.execute(
+    return dicts(con.execute(
         _CURRENT_VERSIONS + """
            SELECT p.project_id, p.name, p.overlap, p.show_suggestions,
                   (SELECT count(*) FROM ls_tasks t

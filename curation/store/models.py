@@ -29,6 +29,7 @@ from curation.store.annotations import (
     current_labels,
     human_sql,
 )
+from curation.store.sql import dicts
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,6 @@ class LabeledQuestion:
     options: dict[str, str]
     dataset_name: str
 
-
-def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def gold_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -174,7 +171,7 @@ def _model_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def list_models(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every registered model, oldest first."""
-    return [_model_row(r) for r in _dicts(con.execute("SELECT * FROM models ORDER BY created_at, version"))]
+    return [_model_row(r) for r in dicts(con.execute("SELECT * FROM models ORDER BY created_at, version"))]
 
 
 def model_exists(con: duckdb.DuckDBPyConnection, version: str) -> bool:
@@ -182,7 +179,7 @@ def model_exists(con: duckdb.DuckDBPyConnection, version: str) -> bool:
 
 
 def get_model(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
-    rows = _dicts(con.execute("SELECT * FROM models WHERE version = ?", [version]))
+    rows = dicts(con.execute("SELECT * FROM models WHERE version = ?", [version]))
     if not rows:
         raise NotFoundError(f"no model {version!r}; `curation al status` lists models")
     return _model_row(rows[0])
@@ -199,13 +196,8 @@ def current_model(
     sql = f"SELECT * FROM models WHERE kind <> '{rules.IMPORTED_MODEL_KIND}'"
     if scored:
         sql += " AND version IN (SELECT DISTINCT model_version FROM predictions)"
-    rows = _dicts(con.execute(sql + " ORDER BY created_at DESC, version DESC LIMIT 1"))
+    rows = dicts(con.execute(sql + " ORDER BY created_at DESC, version DESC LIMIT 1"))
     return _model_row(rows[0]) if rows else None
-
-
-def latest_model(con: duckdb.DuckDBPyConnection, *, with_predictions: bool = False) -> dict[str, Any] | None:
-    """`current_model(scored=with_predictions)`."""
-    return current_model(con, scored=with_predictions)
 
 
 # -- predictions ------------------------------------------------------------------------

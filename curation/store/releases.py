@@ -9,11 +9,7 @@ from typing import Any
 import duckdb
 
 from curation.errors import InputError, NotFoundError
-
-
-def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+from curation.store.sql import dicts
 
 
 def record_release(
@@ -45,7 +41,7 @@ def record_release(
 
 
 def get_release(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
-    rows = _rows(con.execute("SELECT * FROM releases WHERE version = ?", [version]))
+    rows = dicts(con.execute("SELECT * FROM releases WHERE version = ?", [version]))
     if not rows:
         raise NotFoundError(f"no release {version!r}; `curation release build --version {version}` makes one")
     row = rows[0]
@@ -55,7 +51,7 @@ def get_release(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
 
 def list_releases(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """All releases, newest first, with their manifests parsed."""
-    rows = _rows(
+    rows = dicts(
         con.execute("SELECT version, path, manifest, content_hash, created_at FROM releases ORDER BY created_at DESC, version")
     )
     for r in rows:
@@ -89,7 +85,7 @@ def list_publications(con: duckdb.DuckDBPyConnection, release_version: str | Non
         sql += " WHERE release_version = ?"
         params.append(release_version)
     sql += " ORDER BY published_at DESC, repo_id"
-    return _rows(con.execute(sql, params))
+    return dicts(con.execute(sql, params))
 
 
 # -- what a release build reads (one transaction: `curation.release.snapshot`) -------------

@@ -1,13 +1,16 @@
 """Writing SQL text safely where a parameter cannot go (DDL, COPY targets, macros).
 
 `literal` is the one quoting helper: every string spliced into SQL goes through it.
-`in_list` turns a rule's tuple of values (e.g. `curation.rules.HUMAN_SOURCES`) into an
+`dicts` reads a result as one dict per row. `in_list` turns a rule's tuple of values (e.g. `curation.rules.HUMAN_SOURCES`) into an
 `IN (...)` list, so the rule stays written once, in Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+import duckdb
 
 
 def literal(value: str | None) -> str:
@@ -23,3 +26,9 @@ def in_list(values: Iterable[str]) -> str:
     if not items:
         raise ValueError("an IN list needs at least one value")
     return "(" + ", ".join(items) + ")"
+
+
+def dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every row of an executed query as a dict keyed by column name."""
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
