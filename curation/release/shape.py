@@ -55,7 +55,7 @@ def memory_db(snap: Snapshot) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET threads = 1")  # deterministic writer output
     con.execute("SET preserve_insertion_order = true")
-    gold_rows = [r for r in snap.human if r["question_id"] in snap.gold]
+    gold_rows = snap.gold_human  # people's labels on gold items, as `curation agreement` reads them
     tables = {
         "questions": snap.questions,
         "predictions": snap.predictions,

@@ -97,10 +97,16 @@ def _refresh(index: QueueIndex, con: duckdb.DuckDBPyConnection) -> None:
         index.rebuild(con.execute(f"SELECT {_ROW_COLUMNS} FROM annotations").fetchall())
 
 
-def _leases(con: duckdb.DuckDBPyConnection, now: datetime) -> list[tuple[str, str, datetime]]:
-    return [tuple(r) for r in con.execute(  # type: ignore[misc]
-        "SELECT question_id, annotator, assigned_at FROM assignments WHERE expires_at > ?", [now]
-    ).fetchall()]
+def _leases(
+    con: duckdb.DuckDBPyConnection, now: datetime, question_id: str | None = None
+) -> list[tuple[str, str, datetime]]:
+    """Unexpired leases (of one question, if given)."""
+    sql = "SELECT question_id, annotator, assigned_at FROM assignments WHERE expires_at > ?"
+    params: list[Any] = [now]
+    if question_id is not None:
+        sql += " AND question_id = ?"
+        params.append(question_id)
+    return [tuple(r) for r in con.execute(sql, params).fetchall()]  # type: ignore[misc]
 
 
 def _with_index(con: duckdb.DuckDBPyConnection, fn: Callable[[QueueIndex], T]) -> T:
@@ -123,7 +129,7 @@ def _slot(
     con: duckdb.DuckDBPyConnection, annotator: str, batch_id: str, question_id: str, now: datetime
 ) -> Slot | None:
     """The item's slots for `annotator` inside this transaction (`QueueIndex.slot`)."""
-    leases = _leases(con, now)
+    leases = _leases(con, now, question_id)  # the slot needs this question's leases only
     return _with_index(con, lambda index: index.slot(leases, annotator, batch_id, question_id))
 
 
