@@ -102,7 +102,10 @@ def test_loaded_for_bf16_inference_casts_weights_and_refuses_to_save(tmp_path: P
     assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
     assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
     p32, p16 = fp32.predict_proba(texts[:20]), bf16.predict_proba(texts[:20])
-    assert p16.dtype == np.float64 and np.allclose(p16, p32, atol=0.05) and not np.array_equal(p16, p32)
+    assert p16.dtype == np.float64 and np.allclose(p16, p32, atol=0.05)
+    # the raw logits show the cast (calibration after one epoch may flatten the probabilities to one value)
+    z32, z16 = fp32.logits(texts[:20]), bf16.logits(texts[:20])
+    assert np.allclose(z16, z32, atol=0.1) and not np.array_equal(z16, z32)
     with pytest.raises(ConfigError, match="load it with device='cpu'"):
         bf16.save(tmp_path / "again")
     assert not (tmp_path / "again").exists()
