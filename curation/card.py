@@ -129,8 +129,10 @@ def _license_rows(benchmarks: list[str], excluded: list[str]) -> list[dict[str, 
     return rows
 
 
-def card_context(manifest: Mapping[str, Any], repo_hint: str | None = None) -> dict[str, Any]:
-    """Template variables from a manifest (pure)."""
+def card_context(manifest: Mapping[str, Any], *, repo_id: str | None = None,
+                 revision: str | None = None) -> dict[str, Any]:
+    """Template variables from a manifest (pure). `repo_id`/`revision`: the Hub repo and tag
+    the card is published to (the load snippet names them); None for the local folder."""
     configs = manifest["configs"]
     order = [c for c in configs if configs[c]["kind"] == "benchmark"] + ["all", "gold", "train_reasoning"]
     benchmarks = [c for c in order if configs.get(c, {}).get("kind") == "benchmark"]
@@ -145,7 +147,8 @@ def card_context(manifest: Mapping[str, Any], repo_hint: str | None = None) -> d
         "version": md(manifest["version"]),
         "schema_version": manifest["schema_version"],
         "data_as_of": manifest.get("data_as_of") or "unknown",
-        "repo_hint": repo_hint or f"exports/{manifest['version']}",
+        "repo_hint": repo_id or f"exports/{manifest['version']}",
+        "revision": revision,
         "n_benchmarks": len(benchmarks),
         "model": _model(manifest),
         "configs": [{"name": c, "split": configs[c]["split"], "rows": configs[c]["rows"],
@@ -185,11 +188,12 @@ def card_context(manifest: Mapping[str, Any], repo_hint: str | None = None) -> d
     }
 
 
-def render_card(manifest: Mapping[str, Any], repo_hint: str | None = None) -> str:
-    """The README.md text of a release (deterministic for a given manifest)."""
+def render_card(manifest: Mapping[str, Any], *, repo_id: str | None = None, revision: str | None = None) -> str:
+    """The README.md text of a release (deterministic for a given manifest); with `repo_id`
+    and `revision`, the text published to the Hub (its load snippet pins that tag)."""
     from huggingface_hub import DatasetCard
 
-    ctx = card_context(manifest, repo_hint)
+    ctx = card_context(manifest, repo_id=repo_id, revision=revision)
     data = ctx.pop("card_data")
     text = str(DatasetCard.from_template(data, template_path=str(TEMPLATE), **ctx))
     return text if text.endswith("\n") else text + "\n"
