@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from curation import model as M  # noqa: E402
 from curation.cli.model import classify  # noqa: E402
-from curation.ingest import read_jsonl  # noqa: E402
+from curation.readers import read_jsonl  # noqa: E402
 from curation.schema import format_for_model  # noqa: E402
 
 DATA = ROOT / "curation" / "data" / "benchmarks_sample.jsonl"

@@ -53,7 +53,7 @@ def naive_insert(db: Path, rows: list[dict]) -> None:  # type: ignore[type-arg]
     con = duckdb.connect(str(db))
     con.execute("BEGIN")
     con.executemany(
-        "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, "
+        "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, source, "
         "meta, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?, now())",
         [[r["id"], r["dataset_name"], "test", r["question"], json.dumps(r["options"]), r["answer_idx"],
           r["answer"], r["source"], "{}", ""] for r in rows],

@@ -52,7 +52,7 @@ def build_store(path: Path, n_questions: int, n_annotators: int, gold: int, acti
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
-            """INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer,
+            """INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer,
                                       source, text_hash, ingested_at)
                SELECT 'bench-' || i,
                       list_extract(?, (i % 5) + 1),

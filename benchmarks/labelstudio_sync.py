@@ -111,7 +111,7 @@ def add_questions(store: Store, ids: list[str]) -> None:
 
     def go(con: Any) -> None:
         con.register("_q", table)
-        con.execute("INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, "
+        con.execute("INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, "
                     "answer, source, text_hash, ingested_at) SELECT id, dataset_name, split, "
                     "question, options, answer_idx, answer, source, text_hash, ingested_at FROM _q")
         con.unregister("_q")

@@ -115,7 +115,7 @@ def fill_store(store: Store, rows: list[dict[str, Any]]) -> None:
 
     def work(con: Any) -> None:
         con.register("qt", qt)
-        con.execute("INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, "
+        con.execute("INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, source, "
                     "text_hash, ingested_at) SELECT * FROM qt")
         con.register("pt", pt)
         con.execute("INSERT INTO predictions SELECT * FROM pt")

@@ -20,11 +20,16 @@ The paper's 11 benchmarks and the formats their public files come in:
 | lancet, nejm | as in BioMed-R1-Eval (below) | `lancet`, `nejm` |
 | biomed_r1 | BioMed-R1-Eval / -Train (`options` as a JSON string, `reasoning_prob`, `is_reasoning`) | from `dataset_name` |
 | canonical | this tool's own format (`id, dataset_name, question, options{}, answer_idx`, opt. `label`) | from `dataset_name` |
+
+Names: `canonical_dataset_name` (`curation.benchmarks`); a release names its configs as
+BioMed-R1-Eval does. Traces: `biomed_r1` (also behind `lancet`, `nejm`) and `canonical` keep
+every field they do not map in `questions.meta`, so BioMed-R1-Eval's
+`adversarial_trace_0..2` and BioMed-R1-Train's `reasoning` reach a release; the other public
+formats carry no traces.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
@@ -33,6 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from curation import benchmarks
 from curation.errors import InputError
 from curation.schema import LABELS, Question, make_question
 
@@ -70,27 +76,12 @@ def _letter_options(values: Sequence[Any]) -> dict[str, Any]:
     return {LETTERS[i]: v for i, v in enumerate(values)}
 
 
-@functools.lru_cache(maxsize=1024)
-def _canonical_name(low: str) -> str:
-    table = [
-        ("medbullets_op5", "medbullets_op5"), ("medbullets_op4", "medbullets_op4"),
-        ("medbullets", "medbullets_op4"), ("medxpert", "medxpertqa"), ("medmcqa", "medmcqa"),
-        ("medqa", "medqa"), ("pubmedqa", "pubmedqa"), ("mmlu", "mmlu_pro_health_biology"),
-        ("gpqa", "gpqa"), ("hle", "hle_biomed"), ("humanity", "hle_biomed"),
-        ("lancet", "lancet"), ("nejm", "nejm"),
-    ]
-    low = re.sub(r"[^a-z0-9]+", "_", low.strip().lower()).strip("_")
-    for prefix, canon in table:
-        if low.startswith(prefix):
-            return canon
-    return low
-
-
 def canonical_dataset_name(name: Any) -> str:
-    """Map a dataset name as other releases spell it to ours (`MedQA_USLME_test` -> `medqa`)."""
+    """Map a dataset name as other releases spell it to ours (`MedQA_USLME_test` -> `medqa`,
+    `medqa_op5` -> `medqa_op5`): `curation.benchmarks.canonical_name`."""
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"dataset_name {name!r} is missing or empty")
-    return _canonical_name(name)
+    return benchmarks.canonical_name(name)
 
 
 def _id_from(dataset: str, *parts: Any) -> str:

@@ -1,19 +1,28 @@
 """Ingest benchmark files into the store: read, convert, validate, dedup, write once.
 
-Every ingest call is all-or-nothing: all paths are read and validated first; only if no
-record has a problem is anything written, in one transaction. Problems name the file,
-the line (or row), the field and what is expected.
+Every ingest call is all-or-nothing, and never holds the store long:
+1. Parse (no store held): each path is read as a stream (`curation.readers`) and converted
+   chunk by chunk; the questions are kept as Arrow batches, the plan's keys as small records.
+   Every problem is collected with its file, line, field and what is expected; any problem
+   and nothing is written.
+2. Look up (short read holds of `LOOKUP_CHUNK` keys): what the store already has of these ids
+   and texts, and a change marker (`questions.change_marker`).
+3. Plan (no store held): new / unchanged / merged duplicate / moved / error (`plan_ingest`, pure).
+4. Stage (short write holds of `STAGE_CHUNK` rows): the new questions are written under the
+   ingest's id, marked pending; the view `questions`, which every reader reads, hides them.
+5. Swap (one short hold): if the marker is unchanged, the pending mark is removed (all rows
+   show at once) and the aliases, split moves, imported labels and predictions and the ingest
+   log go in, in one transaction; else the rows are deleted and the plan redone
+   (`WRITE_ATTEMPTS`). A killed ingest's never-shown rows are deleted by the next ingest.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import gc
-import io
-import json
 import os
 import re
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,19 +31,33 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import pyarrow as pa
+
 from curation import adapters
-from curation.errors import IngestError, InputError
+from curation.errors import IngestError, InputError, StoreBusyError
+from curation.ingest_plan import ParsedRecord, Plan, plan_ingest
+from curation.readers import (
+    SUPPORTED,
+    RawRecord,
+    from_rows,
+    read_csv,
+    read_json,
+    read_jsonl,
+    read_parquet,
+)
 from curation.schema import SPLITS, Question
-from curation.staging import file_sha256
+from curation.staging import file_sha256, pid_alive
 from curation.store import Store, utcnow
 from curation.store import questions as qstore
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet")
-MAX_FILE_BYTES = 2 * 1024**3
 MAX_PROBLEMS = 1000  # stop collecting after this many; the message says how many were shown
+CONVERT_CHUNK = 10_000  # records converted, then turned into one Arrow batch
+LOOKUP_CHUNK = 200_000  # keys looked up per read hold
+STAGE_CHUNK = 100_000  # rows staged per write hold
+WRITE_ATTEMPTS = 3  # plans redone when another ingest changed the store in between
 
 SAMPLE_FILES = (
     # (file, annotator for its imported labels)
@@ -44,21 +67,46 @@ SAMPLE_FILES = (
 )
 
 
-@dataclass
-class RawRecord:
-    location: str  # "file:line" or "file:row N"
-    row: int
-    data: Any
+class QuestionRows:
+    """The converted question rows of one ingest, in parse order (one row per `ParsedRecord`),
+    spilled to an Arrow IPC file in a private temporary folder: the question texts do not stay
+    in memory while the ingest plans, and `take` maps back only what it copies out."""
 
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="curation-ingest-")
+        self._path = Path(self._dir.name) / "rows.arrow"
+        self._sink: Any = None
+        self._writer: Any = None
 
-@dataclass
-class ParsedRecord:
-    location: str
-    question: Question
-    label: str | None = None
-    annotator: str | None = None  # who the imported label is attributed to
-    prediction: float | None = None
-    threshold: float | None = None
+    def add(self, questions: Sequence[Question]) -> None:
+        if not questions:
+            return
+        if self._writer is None:
+            self._sink = pa.OSFile(str(self._path), "wb")
+            self._writer = pa.ipc.new_file(self._sink, qstore.CONVERTED_SCHEMA)
+        self._writer.write_batch(qstore.question_batch(questions))
+
+    def take(self, positions: Sequence[int]) -> pa.Table:
+        """A copy of the rows at these positions."""
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+        source = pa.memory_map(str(self._path))
+        try:
+            table = pa.ipc.open_file(source).read_all()  # zero-copy views of the mapped file
+            out = table.take(pa.array(positions, pa.int64()))
+            del table
+        finally:
+            source.close()
+        return out
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = self._sink = None
+        self._dir.cleanup()
 
 
 @dataclass
@@ -74,6 +122,8 @@ class IngestReport:
     skipped: dict[str, int] = field(default_factory=dict)
     n_labels: int = 0
     n_predictions: int = 0
+    n_moved: int = 0  # stored questions moved to another split (--move-split)
+    moved: dict[str, int] = field(default_factory=dict)  # "'train' -> 'test'": count
     per_dataset: dict[str, int] = field(default_factory=dict)
     ingest_id: str = ""
 
@@ -82,153 +132,6 @@ class IngestReport:
 
 
 # --- readers ------------------------------------------------------------------------------
-
-
-def _decode_lines(path: Path, data: bytes) -> Iterator[tuple[int, str]]:
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            yield lineno, raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(
-                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                "re-save the file as UTF-8",
-                location=f"{path}:{lineno}",
-            ) from exc
-
-
-def _read_bytes(path: Path) -> bytes:
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"file is {size / 1e9:.1f} GB; the limit is {MAX_FILE_BYTES / 1e9:.0f} GB", location=str(path))
-    data = path.read_bytes()
-    if not data.strip():
-        raise InputError("file is empty: expected at least one question", location=str(path))
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return data
-
-
-def _json_problem(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return str(exc).split(";")[0][:200]
-
-
-def _lines(path: Path, data: bytes) -> Iterator[tuple[int, str]]:
-    """Numbered lines; one decode of the whole file (the per-line path runs only to locate
-    a decoding error)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        yield from _decode_lines(path, data)
-        return
-    yield from enumerate(text.split("\n"), start=1)
-
-
-def read_jsonl(path: Path) -> Iterator[RawRecord]:
-    data = _read_bytes(path)
-    row = 0
-    prefix = f"{path}:"
-    loads = json.loads
-    for lineno, line in _lines(path, data):
-        if not line or line.isspace():
-            continue
-        try:
-            obj = loads(line)
-        except json.JSONDecodeError as exc:
-            if exc.pos >= len(line.rstrip()):  # the parser ran off the end of the line
-                raise InputError(f"truncated JSON: {exc.msg} at column {exc.colno}",
-                                 location=f"{path}:{lineno}") from exc
-            raise InputError(f"not valid JSON ({exc.msg} at column {exc.colno})",
-                             location=f"{path}:{lineno}") from exc
-        except (ValueError, RecursionError) as exc:  # nesting too deep, integer too long
-            raise InputError(f"unreadable JSON: {_json_problem(exc)}", location=f"{path}:{lineno}") from exc
-        if not isinstance(obj, dict):
-            raise InputError(f"expected a JSON object per line, got {type(obj).__name__}", location=f"{path}:{lineno}")
-        yield RawRecord(prefix + str(lineno), row, obj)
-        row += 1
-
-
-def read_json(path: Path) -> Iterator[RawRecord]:
-    data = _read_bytes(path)
-    list(_decode_lines(path, data))  # locates invalid UTF-8 by line
-    try:
-        obj = json.loads(data.decode("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"invalid JSON: {exc.msg} at column {exc.colno}", location=f"{path}:{exc.lineno}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise InputError(f"unreadable JSON: {_json_problem(exc)}", location=str(path)) from exc
-    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
-        obj = obj["data"]
-    if isinstance(obj, list):
-        for i, rec in enumerate(obj):
-            if not isinstance(rec, dict):
-                raise InputError(f"expected an object, got {type(rec).__name__}", location=f"{path}:row {i + 1}")
-            yield RawRecord(f"{path}:row {i + 1}", i, rec)
-    elif isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
-        # {key: record} as in PubMedQA's ori_pqal.json (key = PMID)
-        for i, (key, rec) in enumerate(obj.items()):
-            yield RawRecord(f"{path}:key {key}", i, {"_key": key, **rec})
-    elif isinstance(obj, dict) and {"question", "options"} <= set(obj):
-        yield RawRecord(f"{path}:row 1", 0, obj)
-    else:
-        raise InputError("expected a list of question objects or {id: question}", location=str(path))
-
-
-def read_csv(path: Path) -> Iterator[RawRecord]:
-    data = _read_bytes(path)
-    list(_decode_lines(path, data))
-    text = data.decode("utf-8")
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if not reader.fieldnames:
-        raise InputError("no header row", location=f"{path}:1")
-    row = 0
-    try:
-        for rec in reader:
-            if None in rec:
-                raise InputError("more cells than header columns", location=f"{path}:{reader.line_num}")
-            yield RawRecord(f"{path}:{reader.line_num}", row, _parse_cells(rec))
-            row += 1
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", location=f"{path}:{reader.line_num}") from exc
-
-
-def _parse_cells(rec: dict[str, Any]) -> dict[str, Any]:
-    """CSV cells are strings; JSON-looking `options`/`meta` cells are decoded."""
-    out: dict[str, Any] = {}
-    for k, v in rec.items():
-        if k in ("options", "meta") and isinstance(v, str) and v.strip().startswith(("{", "[")):
-            try:
-                v = json.loads(v)
-            except (ValueError, RecursionError):
-                pass  # left as text; the adapter then says what it expected
-        elif k in ("cop",) and isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
-            v = int(v)
-        elif k in ("reasoning_prob", "reasoning_threshold") and isinstance(v, str) and v.strip():
-            try:
-                v = float(v)
-            except ValueError:
-                pass
-        out[k] = v
-    return out
-
-
-def _from_table(name: str, rows: Sequence[Mapping[str, Any]]) -> Iterator[RawRecord]:
-    for i, rec in enumerate(rows):
-        yield RawRecord(f"{name}:row {i + 1}", i, dict(rec))
-
-
-def read_parquet(path: Path) -> Iterator[RawRecord]:
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise InputError(f"not a readable Parquet file: {exc}", location=str(path)) from exc
-    if table.num_rows == 0:
-        raise InputError("file has no rows: expected at least one question", location=str(path))
-    yield from _from_table(str(path), table.to_pylist())
 
 
 def read_hf(name: str, split: str | None) -> Iterator[RawRecord]:
@@ -249,7 +152,7 @@ def read_hf(name: str, split: str | None) -> Iterator[RawRecord]:
         names = list(ds.keys())
         chosen = split if split in ds else ("test" if "test" in ds else names[0])
         ds = ds[chosen]
-    yield from _from_table(name, ds.to_list())
+    yield from from_rows(name, ds)
 
 
 def read_any(path_or_id: str, split: str | None = None) -> Iterator[RawRecord]:
@@ -282,55 +185,97 @@ def read_any(path_or_id: str, split: str | None = None) -> Iterator[RawRecord]:
 # --- parse + validate -----------------------------------------------------------------------
 
 
+def _chunks(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    chunk: list[RawRecord] = []
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _open_records(path_or_id: str, benchmark: str | None, split: str | None,
+                  problems: list[InputError]) -> tuple[adapters.Adapter, Iterator[RawRecord], dict[str, Any]] | None:
+    """The adapter (named, or detected from the first record), the record stream and the
+    adapter's whole-file decisions; None (with the problem recorded) when the file cannot be read."""
+    try:
+        stream = read_any(path_or_id, split)
+        first = next(stream, None)
+    except InputError as exc:
+        problems.append(exc)
+        return None
+    if first is None:
+        problems.append(InputError("file is empty: expected at least one question", location=path_or_id))
+        return None
+    try:
+        adapter = adapters.by_name(benchmark) if benchmark else adapters.detect(first.data)
+    except InputError as exc:
+        problems.append(InputError(exc.detail, location=first.location))
+        return None
+    records: Iterator[RawRecord] = _chain(first, stream)
+    file_info: dict[str, Any] = {}
+    if adapter.prepare is not None:  # a whole-file decision (MedMCQA's cop base): keep the raw records
+        try:
+            kept = list(records)
+        except InputError as exc:
+            problems.append(exc)
+            return None
+        file_info = adapter.prepare([r.data for r in kept])
+        records = iter(kept)
+    if adapter.name == "biomed_r1" and split is None and "train" in Path(path_or_id).name.lower():
+        file_info["default_split"] = "train"
+        file_info["default_dataset"] = "biomed_r1_train"
+    return adapter, records, file_info
+
+
+def _chain(first: RawRecord, rest: Iterator[RawRecord]) -> Iterator[RawRecord]:
+    yield first
+    yield from rest
+
+
 def parse_source(
     path_or_id: str,
     *,
     benchmark: str | None = None,
     split: str | None = None,
+    annotator: str | None = None,
     problems: list[InputError],
     report: IngestReport,
+    rows: QuestionRows,
 ) -> list[ParsedRecord]:
-    """Read one path and convert every record; problems are collected, not raised."""
-    try:
-        records = list(read_any(path_or_id, split))
-    except InputError as exc:
-        problems.append(exc)
+    """Read one path as a stream and convert it chunk by chunk; the question rows go to
+    `rows` (one per returned record, in order); problems are collected, not raised."""
+    opened = _open_records(path_or_id, benchmark, split, problems)
+    if opened is None:
         return []
-    if not records:
-        problems.append(InputError("file is empty: expected at least one question", location=path_or_id))
-        return []
-    try:
-        adapter = adapters.by_name(benchmark) if benchmark else adapters.detect(records[0].data)
-    except InputError as exc:
-        problems.append(InputError(exc.detail, location=records[0].location))
-        return []
-    file_info: dict[str, Any] = {}
-    if adapter.prepare is not None:
-        file_info = adapter.prepare([r.data for r in records])
-    if adapter.name == "biomed_r1" and split is None:
-        stem = Path(path_or_id).name.lower()
-        if "train" in stem:
-            file_info["default_split"] = "train"
-            file_info["default_dataset"] = "biomed_r1_train"
+    adapter, records, file_info = opened
     source = path_or_id if not Path(path_or_id).exists() else _portable_source(path_or_id)
-    key = ADAPTER_KEY.get(id(adapter), "canonical")
-    args = (key, source, split, adapter.dataset_name, file_info)
-    results = _convert_chunk(args, records)
+    args = (ADAPTER_KEY.get(id(adapter), "canonical"), source, split, adapter.dataset_name, file_info)
     out: list[ParsedRecord] = []
-    for location, conv in results:
-        report.n_rows += 1
-        if isinstance(conv, InputError):
-            problems.append(conv)
-            if len(problems) >= MAX_PROBLEMS:
-                break
-            continue
-        if conv.question is None:
-            report.n_skipped += 1
-            reason = conv.skip_reason or "skipped"
-            report.skipped[reason] = report.skipped.get(reason, 0) + 1
-            continue
-        out.append(ParsedRecord(location=location, question=conv.question, label=conv.label,
-                                prediction=conv.prediction, threshold=conv.threshold))
+    try:
+        for chunk in _chunks(records, CONVERT_CHUNK):
+            questions: list[Question] = []
+            for location, conv in _convert_chunk(args, chunk):
+                report.n_rows += 1
+                if isinstance(conv, InputError):
+                    problems.append(conv)
+                    if len(problems) >= MAX_PROBLEMS:
+                        return out
+                    continue
+                q = conv.question
+                if q is None:
+                    report.n_skipped += 1
+                    reason = conv.skip_reason or "skipped"
+                    report.skipped[reason] = report.skipped.get(reason, 0) + 1
+                    continue
+                questions.append(q)
+                out.append(ParsedRecord(location, q.id, q.dataset_name, q.split, q.text_hash, conv.label,
+                                        annotator, conv.prediction, conv.threshold))
+            rows.add(questions)
+    except InputError as exc:  # a reader problem further into the file
+        problems.append(exc)
     return out
 
 
@@ -367,110 +312,6 @@ def _portable_source(path: str) -> str:
         return str(p)
 
 
-@dataclass
-class Plan:
-    new: list[ParsedRecord] = field(default_factory=list)
-    aliases: list[tuple[str, str]] = field(default_factory=list)  # (alias_id, question_id)
-    dup_counts: Counter[str] = field(default_factory=Counter)  # question_id -> merged duplicates
-    labels: list[tuple[str, str, str]] = field(default_factory=list)  # (question_id, label, annotator)
-    predictions: list[tuple[str, float, float | None]] = field(default_factory=list)
-
-
-def plan_ingest(
-    records: Sequence[ParsedRecord],
-    existing: Mapping[str, tuple[str, str]],
-    existing_by_hash: Mapping[tuple[str, str, str], str],
-    existing_aliases: Mapping[str, str],
-    problems: list[InputError],
-) -> Plan:
-    """Decide, for each record, new / unchanged / merged duplicate / error. Pure.
-
-    `existing` maps stored ids to (text hash, split).
-    - same id, same text and split -> unchanged (idempotent re-ingest) or a merged repeat;
-    - same id, other text -> error (a changed question is never silently overwritten);
-    - same id, other split -> error (an id is never both training and evaluation data);
-    - new id, same normalized text + options as another question of the same benchmark and
-      split -> merged into that question as an alias, counted as a duplicate.
-    """
-    plan = Plan()
-    seen: dict[str, tuple[str, str]] = dict(existing)  # id -> (hash, split)
-    by_hash: dict[tuple[str, str, str], str] = dict(existing_by_hash)
-    aliases: dict[str, str] = dict(existing_aliases)
-    new_ids: set[str] = set()
-    first_problem = len(problems)
-    for rec in records:
-        q = rec.question
-        h = q.text_hash
-        key = (q.dataset_name, q.split, h)
-        target: str | None = None
-        if q.id in seen or q.id in aliases:
-            target = q.id if q.id in seen else aliases[q.id]
-            where = "earlier in this ingest" if target in new_ids else "in the store"
-            problem = _stored_conflict(rec, target, seen.get(target), where)
-            if problem is not None:
-                problems.append(problem)
-                continue
-            if q.id in new_ids:
-                plan.dup_counts[q.id] += 1  # a repeat, in this call, of a question new in this call
-        elif key in by_hash:
-            target = by_hash[key]
-            aliases[q.id] = target
-            plan.aliases.append((q.id, target))
-            plan.dup_counts[target] += 1
-        else:
-            target = q.id
-            seen[q.id] = (h, q.split)
-            by_hash[key] = q.id
-            new_ids.add(q.id)
-            plan.new.append(rec)
-        if rec.label is not None:
-            plan.labels.append((target, rec.label, rec.annotator or "import:file"))
-        if rec.prediction is not None:
-            plan.predictions.append((target, rec.prediction, rec.threshold))
-    _summarize_split_conflicts(problems, first_problem)
-    return plan
-
-
-class _SplitConflict(InputError):
-    def __init__(self, qid: str, stored: str, given: str, where: str, location: str) -> None:
-        self.qid, self.stored, self.given = qid, stored, given
-        super().__init__(
-            f"id {qid!r} is {where} in split {stored!r}, but this record puts it in {given!r}: "
-            "an id is never both training and evaluation data; ingest it with "
-            f"--split {stored}, or leave it out of this file",
-            location=location)
-
-
-def _stored_conflict(
-    rec: ParsedRecord, target: str, stored: tuple[str, str] | None, where: str
-) -> InputError | None:
-    """Why `rec` (an id already known, itself or as an alias of `target`) cannot be ingested."""
-    q = rec.question
-    if stored is None or stored[0] != q.text_hash:
-        if target == q.id:
-            what = f"id {q.id!r} already exists {where} with a different question text or options"
-        else:
-            what = f"id {q.id!r} was merged into {target!r} earlier, but its text or options changed"
-        return InputError(f"{what}; a changed question is not overwritten: give it a new id or "
-                          "fix the file", location=rec.location)
-    if stored[1] != q.split:
-        return _SplitConflict(q.id, stored[1], q.split, where, rec.location)
-    return None
-
-
-def _summarize_split_conflicts(problems: list[InputError], first: int) -> None:
-    """Put one line naming every split conflict (how many, which splits, the ids) first."""
-    conflicts = [p for p in problems[first:] if isinstance(p, _SplitConflict)]
-    if len(conflicts) < 2:
-        return
-    pairs = Counter(f"{c.stored!r} -> {c.given!r}" for c in conflicts)
-    ids = [c.qid for c in conflicts]
-    shown = ", ".join(ids[:10]) + (f", ... ({len(ids) - 10} more)" if len(ids) > 10 else "")
-    problems.insert(first, InputError(
-        f"{len(ids)} question(s) would change split ({', '.join(f'{k}: {n}' for k, n in pairs.items())}): "
-        f"{shown}; an id is never both training and evaluation data"))
-
-
 # --- the ingest call --------------------------------------------------------------------------
 
 
@@ -502,8 +343,11 @@ def ingest_paths(
     split: str | None = None,
     annotator: str | None = None,
     dry_run: bool = False,
+    move_split: bool = False,
 ) -> IngestReport:
-    """Ingest files / dataset folders / Hub ids in one all-or-nothing transaction."""
+    """Ingest files / dataset folders / Hub ids, all-or-nothing, in bounded store holds (see
+    the module docstring). `move_split`: a stored question given another split here is moved
+    to it (counted in `n_moved` / `moved`) instead of being an error."""
     if split is not None and split not in SPLITS:
         raise InputError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
     if not paths:
@@ -512,54 +356,161 @@ def ingest_paths(
     report = IngestReport(paths=names)
     problems: list[InputError] = []
     parsed: list[ParsedRecord] = []
-    for name in names:
-        records = parse_source(name, benchmark=benchmark, split=split, problems=problems, report=report)
-        who = annotator or f"import:{Path(name).stem}"
-        for rec in records:
-            rec.annotator = who
-        parsed.extend(records)
-    if problems:
-        raise IngestError(problems)
-    digests = {n: _sha256(n) for n in names}
-
-    def write(con: Any) -> IngestReport:
-        datasets = sorted({r.question.dataset_name for r in parsed})
-        existing, by_hash, aliases = (
-            qstore.lookup(con, [r.question.id for r in parsed], datasets) if con is not None else ({}, {}, {}))
-        plan = plan_ingest(parsed, existing, by_hash, aliases, problems)
+    rows = QuestionRows()
+    try:
+        for name in names:
+            parsed.extend(parse_source(name, benchmark=benchmark, split=split, problems=problems, report=report,
+                                       rows=rows, annotator=annotator or f"import:{Path(name).stem}"))
         if problems:
             raise IngestError(problems)
-        report.n_new = len(plan.new)
-        report.n_duplicates = sum(plan.dup_counts.values())
-        report.n_unchanged = len(parsed) - report.n_new - report.n_duplicates
-        report.per_dataset = dict(Counter(r.question.dataset_name for r in plan.new))
-        report.ingest_id = uuid.uuid4().hex[:12]
-        if dry_run:
-            report.n_labels = len(plan.labels)
-            report.n_predictions = len(plan.predictions)
-            raise _DryRun(report)
-        now = utcnow()
-        qstore.insert_questions(con, [r.question for r in plan.new], plan.dup_counts,
-                                ingest_id=report.ingest_id, now=now)
-        qstore.insert_aliases(con, plan.aliases, plan.dup_counts, set(r.question.id for r in plan.new),
-                              ingest_id=report.ingest_id, now=now)
-        report.n_labels = qstore.import_labels(con, plan.labels, now=now)
-        report.n_predictions = qstore.import_predictions(
-            con, plan.predictions, model_version=f"imported:{Path(names[0]).stem}", source=",".join(names), now=now)
-        qstore.log_ingest(con, report, digests, benchmark=benchmark, split=split, now=now)
-        return report
-
-    try:
-        if dry_run and not store.path.exists():
-            return write(None)  # against an empty store: a dry run creates none
-        return store.run(write)
-    except _DryRun as dry:
-        return dry.report
+        job = _Job(store, names, parsed, rows, report, problems, {n: _sha256(n) for n in names},
+                   benchmark=benchmark, split=split, dry_run=dry_run, move_split=move_split)
+        if dry_run and not store.path.exists():  # against an empty store: a dry run creates none
+            return job.fill(job.plan({}, {}, {}))
+        return job.write()
+    finally:
+        rows.close()
 
 
-class _DryRun(Exception):
-    def __init__(self, report: IngestReport) -> None:
-        self.report = report
+def _keys(records: Sequence[ParsedRecord]) -> pa.Table:
+    return pa.table({
+        "id": pa.array([r.id for r in records], pa.string()),
+        "dataset_name": pa.array([r.dataset_name for r in records], pa.string()),
+        "split": pa.array([r.split for r in records], pa.string()),
+        "text_hash": pa.array([r.text_hash for r in records], pa.string()),
+    })
+
+
+@dataclass
+class _Job:
+    """The write of one ingest: look up, plan, stage, swap (module docstring, steps 2-5)."""
+
+    store: Store
+    names: list[str]
+    parsed: list[ParsedRecord]
+    rows: QuestionRows
+    report: IngestReport
+    problems: list[InputError]
+    digests: dict[str, str | None]
+    benchmark: str | None
+    split: str | None
+    dry_run: bool
+    move_split: bool
+
+    def plan(self, existing: Mapping[str, tuple[str, str]], by_hash: Mapping[tuple[str, str, str], str],
+             aliases: Mapping[str, str]) -> Plan:
+        plan = plan_ingest(self.parsed, existing, by_hash, aliases, self.problems, move_split=self.move_split)
+        if self.problems:
+            raise IngestError(self.problems)
+        return plan
+
+    def fill(self, plan: Plan) -> IngestReport:
+        r = self.report
+        r.n_new = len(plan.new)
+        r.n_duplicates = sum(plan.dup_counts.values())
+        r.n_unchanged = len(self.parsed) - r.n_new - r.n_duplicates
+        r.per_dataset = dict(Counter(self.parsed[i].dataset_name for i in plan.new))
+        r.n_moved = len(plan.moves)
+        r.moved = dict(Counter(f"{a!r} -> {b!r}" for a, b in plan.moves.values()))
+        r.ingest_id = r.ingest_id or uuid.uuid4().hex[:12]
+        if self.dry_run:
+            r.n_labels, r.n_predictions = len(plan.labels), len(plan.predictions)
+        return r
+
+    def write(self) -> IngestReport:
+        for _attempt in range(WRITE_ATTEMPTS):
+            looked = self._lookup()
+            if looked is None:
+                continue  # the store changed between two lookup holds
+            existing, by_hash, aliases, marker = looked
+            plan = self.plan(existing, by_hash, aliases)
+            self.fill(plan)
+            if self.dry_run:
+                return self.report
+            now = utcnow()
+            staged = self._stage(plan, now)
+            try:
+                done = self.store.run(lambda con: self._swap(con, marker, staged, plan, now))  # noqa: B023
+            except BaseException:
+                if staged:
+                    self._abandon()
+                raise
+            if done:
+                return self.report
+            if staged:
+                self._abandon()
+            self.report.ingest_id = ""  # the next attempt stages under a new id
+        raise StoreBusyError(
+            f"the store changed {WRITE_ATTEMPTS} times while this ingest was being planned (another ingest "
+            "or a split move is running); nothing was written: run the ingest again")
+
+    def _lookup(self) -> tuple[Any, Any, Any, tuple[int, int, int]] | None:
+        """What the store holds of these records, `LOOKUP_CHUNK` keys per read hold; None if
+        the store changed between two holds."""
+        existing: dict[str, tuple[str, str]] = {}
+        by_hash: dict[tuple[str, str, str], str] = {}
+        aliases: dict[str, str] = {}
+        marker: tuple[int, int, int] | None = None
+        for off in range(0, max(len(self.parsed), 1), LOOKUP_CHUNK):
+            part = _keys(self.parsed[off:off + LOOKUP_CHUNK])
+
+            def read(con: Any, part: pa.Table = part) -> tuple[tuple[int, int, int], Any]:
+                return qstore.change_marker(con), qstore.lookup_keys(con, part)
+
+            m, (e, b, a) = self.store.run(read)
+            if marker is not None and m != marker:
+                return None
+            marker = m
+            existing.update(e)
+            by_hash.update(b)
+            aliases.update(a)
+        assert marker is not None
+        return existing, by_hash, aliases, marker
+
+    def _stage(self, plan: Plan, now: Any) -> bool:
+        """The new questions, `STAGE_CHUNK` rows per hold, under the pending ingest id."""
+        if not plan.new:
+            return False
+        pid = os.getpid()
+        try:
+            for off in range(0, len(plan.new), STAGE_CHUNK):
+                part = qstore.with_write_columns(self.rows.take(plan.new[off:off + STAGE_CHUNK]), plan.dup_counts,
+                                                 ingest_id=self.report.ingest_id, now=now)
+
+                def write(con: Any, part: pa.Table = part, first: bool = off == 0) -> None:
+                    if first:  # a killed ingest's never-shown rows go first
+                        qstore.drop_stale_pending(con, pid_alive)
+                    qstore.stage(con, self.report.ingest_id, part, pid=pid, now=now)
+
+                self.store.run(write)
+        except BaseException:
+            self._abandon()
+            raise
+        return True
+
+    def _abandon(self) -> None:
+        try:
+            self.store.run(lambda con: qstore.abandon(con, self.report.ingest_id))
+        except Exception:  # noqa: BLE001 - best effort: the next ingest deletes a dead one's rows
+            pass
+
+    def _swap(self, con: Any, marker: tuple[int, int, int], staged: bool, plan: Plan, now: Any) -> bool:
+        """Everything in one transaction, if the store is as the plan saw it."""
+        if qstore.change_marker(con) != marker:
+            return False
+        r = self.report
+        if staged:
+            qstore.swap_in(con, r.ingest_id)
+        qstore.insert_aliases(con, plan.aliases, plan.dup_counts, {self.parsed[i].id for i in plan.new},
+                              ingest_id=r.ingest_id, now=now)
+        qstore.move_splits(con, [(q, a, b) for q, (a, b) in plan.moves.items()])
+        r.n_labels = qstore.import_labels(con, plan.labels, now=now)
+        r.n_predictions = qstore.import_predictions(
+            con, plan.predictions, model_version=f"imported:{Path(self.names[0]).stem}",
+            source=",".join(self.names), now=now)
+        qstore.log_ingest(con, r, self.digests, benchmark=self.benchmark,
+                          split=self.split, now=now)
+        return True
 
 
 def _sha256(name: str) -> str | None:

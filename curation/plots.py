@@ -200,7 +200,7 @@ def accuracy_by_subset(report: Mapping[str, Any]) -> alt.LayerChart | alt.FacetC
     errs = base.mark_rule(strokeWidth=1.5).encode(y="low:Q", y2="high:Q", color=alt.value("black"))
     layered = alt.layer(bars, errs, data=alt.Data(values=data)).properties(width=max(160, 70 * n_bench), height=220)
     chart: Any = layered.facet(row=alt.Row("setting:N", title=None, sort=list(SETTINGS))) if len(report["settings"]) > 1 else layered
-    return chart.properties(title="Accuracy by subset (95 % bootstrap CI)")  # type: ignore[no-any-return]
+    return chart.properties(title="Accuracy by subset (95 % Wilson CI)")  # type: ignore[no-any-return]
 
 
 def save_png(chart: alt.TopLevelMixin, path: str | os.PathLike[str], *, scale: float = 2) -> Path:

@@ -32,7 +32,7 @@ def _temp_name(name: str, kind: str) -> str:
     return f".{name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -57,7 +57,7 @@ def clean_stale(parent: Path, kind: str, name: str | None = None) -> list[Path]:
         return removed
     for p in entries:
         m = pattern.match(p.name)
-        if not m or (name is not None and m["name"] != name) or _pid_alive(int(m["pid"])):
+        if not m or (name is not None and m["name"] != name) or pid_alive(int(m["pid"])):
             continue
         try:
             if p.is_dir() and not p.is_symlink():

@@ -86,7 +86,20 @@ def pages_for(role: str) -> dict[str, list[st.Page]]:
 
 
 def main() -> None:
+    """Route, and turn a missing or busy store into a message on the page (never a traceback)."""
+    from curation.errors import StoreBusyError, StoreMissingError
+
     st.set_page_config(page_title="curation", page_icon=":material/label:", layout="wide")
+    try:
+        route()
+    except StoreMissingError as exc:
+        st.error(f"{exc} Create one with `curation store init --db PATH` (or `curation demo`), "
+                 "point CURATION_DB at it and restart the app.")
+    except StoreBusyError as exc:
+        st.error(f"The store is busy, nothing was changed: {exc} Try again in a moment.")
+
+
+def route() -> None:
     user = current_user()
     if user is None:
         st.navigation([st.Page(login_page, title="Log in", icon=":material/login:")]).run()

@@ -34,8 +34,9 @@ APP_DB_THREADS = 1
 
 @st.cache_resource(show_spinner=False)
 def _store(path: str) -> Store:
-    # many sessions, small queries: one DuckDB thread unless CURATION_DB_THREADS says otherwise
-    return Store(path, threads=APP_DB_THREADS if not os.environ.get("CURATION_DB_THREADS") else None)
+    # many sessions, small queries: one DuckDB thread unless CURATION_DB_THREADS says otherwise.
+    # create=False: a mistyped CURATION_DB is a message (`ui.app`), never a new empty store.
+    return Store(path, create=False, threads=APP_DB_THREADS if not os.environ.get("CURATION_DB_THREADS") else None)
 
 
 def get_store() -> Store:

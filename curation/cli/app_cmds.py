@@ -18,6 +18,8 @@ users_app = typer.Typer(help="Accounts for the annotation app.", no_args_is_help
 gold_app = typer.Typer(help="The gold set (random, stratified, blind).", no_args_is_help=True)
 labels_app = typer.Typer(help="Human labels.", no_args_is_help=True)
 
+EXPERTISE_HELP = ("Annotation expertise: expert, crowd, student or unknown (the release card's "
+                  "annotations_creators is derived from it).")
 UI_APP = Path(__file__).resolve().parent.parent.parent / "ui" / "app.py"
 
 
@@ -41,6 +43,7 @@ def read_password(password_file: Path | None) -> str:
 def users_add(
     name: Annotated[str, typer.Argument(help="Login name.")],
     role: Annotated[str, typer.Option("--role", help="annotator or maintainer")] = "annotator",
+    expertise: Annotated[str, typer.Option("--expertise", help=EXPERTISE_HELP)] = "unknown",
     password_file: Annotated[
         Path | None, typer.Option("--password-file", help="Read the password from this file's first line.")
     ] = None,
@@ -52,11 +55,24 @@ def users_add(
 
     auth.validate_username(name)  # before asking for the password
     auth.validate_role(role)
-    user = annotate.add_user(store(db), name, role=role, password=read_password(password_file))
+    annotate.validate_expertise(expertise)
+    user = annotate.add_user(store(db), name, role=role, password=read_password(password_file), expertise=expertise)
     if as_json:
         print_json(user)
     else:
-        console.print(f"created {user['role']} {user['name']!r}", highlight=False)
+        console.print(f"created {user['role']} {user['name']!r} (expertise {user['expertise']})", highlight=False)
+
+
+@users_app.command("set-expertise")
+@handle_errors
+def users_set_expertise(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    level: Annotated[str, typer.Argument(help=EXPERTISE_HELP)],
+    db: DbOption = None,
+) -> None:
+    """Record an existing account's annotation expertise (the release card's annotations_creators)."""
+    annotate.set_expertise(store(db), name, level)
+    console.print(f"{name!r}: expertise {level}", highlight=False, markup=False)
 
 
 @users_app.command("list")
@@ -68,7 +84,7 @@ def users_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         print_json(rows)
         return
     for r in rows:
-        console.print(f"{r['name']}\t{r['role']}\t{'disabled' if r['disabled'] else 'active'}",
+        console.print(f"{r['name']}\t{r['role']}\t{r['expertise']}\t{'disabled' if r['disabled'] else 'active'}",
                       highlight=False, markup=False)
 
 

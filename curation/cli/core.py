@@ -38,6 +38,8 @@ def ingest(
     annotator: Annotated[str | None, typer.Option(
         "--annotator", help="Who imported labels (a `label` field) are attributed to [default: import:<file stem>].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report; write nothing.")] = False,
+    move_split: Annotated[bool, typer.Option(
+        "--move-split", help="Move stored questions this file puts in another split (default: that is an error).")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -50,7 +52,7 @@ def ingest(
         reports = ingest_sample(s)
     else:
         reports = [ingest_paths(s, paths or [], benchmark=benchmark, split=split,
-                                annotator=annotator, dry_run=dry_run)]
+                                annotator=annotator, dry_run=dry_run, move_split=move_split)]
     if as_json:
         print_json([r.to_dict() for r in reports])
         return
@@ -58,6 +60,8 @@ def ingest(
     for r in reports:
         for reason, n in r.skipped.items():
             console.print(f"skipped {n:,}: {reason}")
+        for change, n in r.moved.items():
+            console.print(f"{'would move' if dry_run else 'moved'} {n:,} question(s) between splits: {change}")
     if dry_run:
         console.print("dry run: nothing was written")
 

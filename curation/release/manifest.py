@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pyarrow as pa
 
@@ -19,10 +19,14 @@ from curation.errors import InputError, NotFoundError
 from curation.schema import validate_name
 from curation.staging import file_sha256
 
-RELEASE_SCHEMA_VERSION = "1.1"  # 1.1: provenance columns (source_label*, in_model_training)
+# 1.1: provenance columns (source_label*, in_model_training).
+# 2.0: configs named as BioMed-R1-Eval's (`curation.benchmarks`), `adversarial_trace_0..2`
+#      columns, configs `biomed_r1` (BioMed-R1-Train's fields), `aliases`, opt-in `m23k_clean`;
+#      `train_reasoning` gains `reasoning`; `command` and `source` hold no local paths.
+RELEASE_SCHEMA_VERSION = "2.0"
 MANIFEST = "manifest.json"
 CHART = "reasoning_share.png"
-RESERVED_CONFIGS = ("all", "gold", "train_reasoning")
+RESERVED_CONFIGS = ("all", "gold", "train_reasoning", "biomed_r1", "m23k_clean", "aliases")
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
 
@@ -30,7 +34,9 @@ class ConfigEntry(TypedDict):
     split: str
     path: str
     rows: int
-    kind: str  # 'benchmark' | 'all' | 'gold' | 'train'
+    kind: str  # 'benchmark' | 'all' | 'gold' | 'train' | 'pool' | 'aliases'
+    benchmark: NotRequired[str]  # kind 'benchmark': the internal name (its `dataset_name` values)
+    features: NotRequired[list[dict[str, Any]]]  # the card's `dataset_info` features (`card.config_features`)
 
 
 class ModelInfo(TypedDict, total=False):
@@ -53,6 +59,7 @@ class Selection(TypedDict):
     caps: dict[str, int]
     n_removed_by_caps: int
     include_restricted: bool
+    pool_config: bool  # `m23k_clean` written
     restricted_prefixes: list[str]
     excluded_benchmarks: list[str]
 
@@ -103,6 +110,8 @@ class Manifest(TypedDict, total=False):
     guidelines: dict[str, Any]
     files: dict[str, dict[str, Any]]
     content_hash: str
+    contact: str | None  # who to contact about the dataset (`--contact`, `CURATION_CONTACT`)
+    changes: dict[str, Any] | None  # `release.diff.diff_releases` against the previous recorded release
 
 
 def validate_version(version: str) -> str:

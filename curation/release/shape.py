@@ -4,10 +4,12 @@
 (`curation.rules.human_labels`); `eval_select` is the one SELECT behind every config
 (extra columns and a WHERE appended, never string surgery); `copy` writes a query to
 parquet with fixed writer options, so two builds of the same snapshot are byte-identical.
+`portable_source` keeps a maintainer's local paths out of the released `source` column.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -19,14 +21,38 @@ from curation.store.sql import literal
 
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 3, ROW_GROUP_SIZE 122880"
 
-# Columns of the evaluation configs, in order: the paper's, then the human labels, then
-# provenance (which labels are a benchmark's own tags; which rows the model trained on).
+# Columns of the evaluation configs, in order: BioMed-R1-Eval's 12 fields, then the human
+# labels, then provenance (which labels are a benchmark's own tags; which rows the model
+# trained on).
 EVAL_COLUMNS = (
     "id", "question", "answer", "options", "answer_idx", "dataset_name",
+    "adversarial_trace_0", "adversarial_trace_1", "adversarial_trace_2",
     "reasoning_prob", "is_reasoning", "reasoning_threshold",
     "human_label", "n_annotators", "annotator_agreement", "label_source", "model_version",
     "source_label", "source_label_origin", "in_model_training",
 )
+# BioMed-R1-Train's fields (configs `biomed_r1` and `m23k_clean`), in order.
+TRAIN_COLUMNS = ("id", "question", "answer", "options", "answer_idx", "dataset_name", "reasoning_prob", "reasoning")
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_DATA_FILE = re.compile(r"\.(jsonl?|csv|tsv|parquet|arrow|txt|gz|zst|xz|bz2|zip)$", re.I)
+
+
+def portable_source(source: str) -> str:
+    """A question's `source` as a release may show it: a Hub dataset reference
+    (`owner/name`, `owner/name@revision:path/in/repo`) is kept; a file path (absolute, or
+    relative with a data file's suffix) becomes the file's base name."""
+    ref = source.split("@", 1)[0]
+    if _HUB_ID.fullmatch(ref) and not _DATA_FILE.search(ref):
+        return source
+    return re.split(r"[\\/]", source.rstrip("/\\"))[-1] or source
+
+
+def _portable_questions(questions: pa.Table) -> pa.Table:
+    col = questions.column("source").combine_chunks().dictionary_encode()
+    names = pa.array([portable_source(s) for s in col.dictionary.to_pylist()], pa.string())
+    idx = questions.schema.get_field_index("source")
+    return questions.set_column(idx, "source", names.take(col.indices))
 
 
 def label_table(snap: Snapshot) -> pa.Table:
@@ -50,14 +76,16 @@ def label_table(snap: Snapshot) -> pa.Table:
 
 
 def memory_db(snap: Snapshot) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with tables questions, predictions, labels, gold, seen, gold_labels
-    and the macro `is_restricted(dataset_name)` (`curation.licenses`)."""
+    """An in-memory DuckDB with tables questions (`source` made portable), predictions,
+    labels, gold, seen, gold_labels, aliases and the macro `is_restricted(dataset_name)`
+    (`curation.licenses`)."""
     con = duckdb.connect(":memory:")
     con.execute("SET threads = 1")  # deterministic writer output
     con.execute("SET preserve_insertion_order = true")
     gold_rows = snap.gold_human  # people's labels on gold items, as `curation agreement` reads them
     tables = {
-        "questions": snap.questions,
+        "questions": _portable_questions(snap.questions),
+        "aliases": snap.aliases,
         "predictions": snap.predictions,
         "labels": label_table(snap),
         "gold": pa.table({"question_id": pa.array(sorted(snap.gold), pa.string())}),
@@ -81,6 +109,9 @@ def eval_select(model_version: str | None, where: str, extra_cols: str = "") -> 
     `extra_cols`, e.g. `", q.source"`)."""
     return f"""
         SELECT q.id, q.question, q.answer, q.options, q.answer_idx, q.dataset_name,
+               CAST(q.adversarial_trace_0 AS VARCHAR) AS adversarial_trace_0,
+               CAST(q.adversarial_trace_1 AS VARCHAR) AS adversarial_trace_1,
+               CAST(q.adversarial_trace_2 AS VARCHAR) AS adversarial_trace_2,
                CAST(p.reasoning_prob AS DOUBLE) AS reasoning_prob,
                CAST(p.is_reasoning AS BOOLEAN) AS is_reasoning,
                CAST(p.reasoning_threshold AS DOUBLE) AS reasoning_threshold,

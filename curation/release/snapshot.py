@@ -13,13 +13,15 @@ from curation.store import Store
 from curation.store import annotations as astore
 from curation.store import models as mstore
 from curation.store import releases as rstore
+from curation.store import users as ustore
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """Everything a build reads, consistent with one moment of the store."""
 
-    questions: pa.Table
+    questions: pa.Table  # with the traces of `meta` (`store.releases.TRACE_FIELDS`)
+    aliases: pa.Table  # alias_id -> question_id: ids merged at ingest as exact duplicates
     predictions: pa.Table  # of `model` (empty without one)
     human: list[dict[str, Any]]  # people's current labels (the raters), every question
     reference: list[dict[str, Any]]  # imported benchmark tags (a reference, not raters)
@@ -30,6 +32,8 @@ class Snapshot:
     model: dict[str, Any] | None
     seen: frozenset[str]  # question ids `model` trained or validated on
     store_info: dict[str, Any]
+    expertise: dict[str, str]  # username -> annotation expertise (`store.users.expertise_by_user`)
+    releases: dict[str, str]  # recorded release version -> the folder it was built into
 
 
 def _model(con: duckdb.DuckDBPyConnection, name: str | None) -> dict[str, Any] | None:
@@ -48,6 +52,7 @@ def take_snapshot(store: Store, model: str | None = None) -> Snapshot:
         version = m["version"] if m else None
         return Snapshot(
             questions=rstore.question_table(con),
+            aliases=rstore.alias_table(con),
             predictions=rstore.prediction_table(con, version),
             human=astore.current_labels(con),
             reference=astore.current_labels(con, origin="reference"),
@@ -58,6 +63,8 @@ def take_snapshot(store: Store, model: str | None = None) -> Snapshot:
             model=m,
             seen=frozenset(mstore.seen_ids(con, version)) if version else frozenset(),
             store_info=rstore.store_info(con),
+            expertise=ustore.expertise_by_user(con),
+            releases=rstore.release_paths(con),
         )
 
     return store.run(work)

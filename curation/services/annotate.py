@@ -234,14 +234,27 @@ def annotation_export(store: Store) -> list[dict[str, Any]]:
 # -- accounts ------------------------------------------------------------------------------
 
 
-def add_user(store: Store, name: str, *, role: str, password: str) -> dict[str, Any]:
-    """Create an account (validated; the password is stored as an Argon2 hash)."""
+def add_user(store: Store, name: str, *, role: str, password: str, expertise: str = "unknown") -> dict[str, Any]:
+    """Create an account (validated; the password is stored as an Argon2 hash). `expertise`:
+    one of `store.users.EXPERTISE_LEVELS` (the card's `annotations_creators` comes from it)."""
     from curation import auth
 
     auth.validate_username(name)
     auth.validate_role(role)
+    validate_expertise(expertise)
     auth.validate_password(password)
-    return store.run(lambda con: ustore.add_user(con, name, role=role, password=password))
+    return store.run(lambda con: ustore.add_user(con, name, role=role, password=password, expertise=expertise))
+
+
+def validate_expertise(expertise: str) -> str:
+    """An expertise level, checked (the CLI checks it before asking for a password)."""
+    return ustore.validate_expertise(expertise)
+
+
+def set_expertise(store: Store, name: str, expertise: str) -> None:
+    """Record an existing account's annotation expertise."""
+    validate_expertise(expertise)
+    store.run(lambda con: ustore.set_expertise(con, name, expertise))
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:

@@ -36,7 +36,7 @@ def read_questions_jsonl(path: str | Path, *, require_label: bool) -> list[dict[
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")
-    from curation.ingest import read_jsonl
+    from curation.readers import read_jsonl
 
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -258,3 +258,37 @@ MODEL_ITEMS = Migration(
 )
 
 MIGRATIONS.append(MODEL_ITEMS)
+
+# Each account's annotation expertise: the card's `annotations_creators` is derived from the
+# expertise of the people whose labels are in a release (`curation.card`). Levels:
+# `curation.store.users.EXPERTISE_LEVELS`; accounts made before this migration get 'unknown'.
+USER_EXPERTISE = Migration(
+    4,
+    "annotator expertise per user",
+    ("ALTER TABLE users ADD COLUMN expertise VARCHAR DEFAULT 'unknown'",
+     "UPDATE users SET expertise = 'unknown' WHERE expertise IS NULL"),
+)
+
+MIGRATIONS.append(USER_EXPERTISE)
+
+# An ingest writes its questions in bounded chunks (no annotator waits long behind it) yet
+# appears whole or not at all: the rows live in `question_rows`; the view `questions`, which
+# every reader uses, hides the rows of ingests still listed in `pending_ingests`. The ingest's
+# last transaction removes its pending row; a killed ingest's rows are deleted by the next
+# one (`curation.store.questions.drop_stale_pending`). Writers write `question_rows`.
+PENDING_INGESTS = Migration(
+    5,
+    "questions written in chunks, shown when their ingest completes",
+    (
+        "ALTER TABLE questions RENAME TO question_rows",
+        """CREATE TABLE pending_ingests (
+            ingest_id VARCHAR PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            started_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE VIEW questions AS SELECT * FROM question_rows
+           WHERE ingest_id IS NULL OR ingest_id NOT IN (SELECT ingest_id FROM pending_ingests)""",
+    ),
+)
+
+MIGRATIONS.append(PENDING_INGESTS)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from curation.errors import NotFoundError
+from curation.errors import ConflictError, NotFoundError
 from curation.rules import IMPORTED_MODEL_KIND
 from curation.schema import Question
 
@@ -19,36 +19,6 @@ QUESTION_COLUMNS = (
     "id", "dataset_name", "split", "question", "options", "answer_idx", "answer", "source",
     "meta", "text_hash", "n_duplicates", "ingest_id", "ingested_at",
 )
-
-
-def lookup(
-    con: duckdb.DuckDBPyConnection, ids: Sequence[str], datasets: Sequence[str]
-) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str, str], str], dict[str, str]]:
-    """What the store already holds that an ingest must respect.
-
-    Returns (id -> (text_hash, split) for the given ids and for the targets of their
-    aliases, (dataset, split, text_hash) -> id for the given datasets, alias_id -> question_id).
-    """
-    aliases = dict(con.execute(
-        "SELECT alias_id, question_id FROM question_aliases WHERE alias_id IN (SELECT unnest(?))",
-        [list(ids)],
-    ).fetchall())
-    wanted = list(set(ids) | set(aliases.values()))
-    existing = {
-        qid: (h, split)
-        for qid, h, split in con.execute(
-            "SELECT id, text_hash, split FROM questions WHERE id IN (SELECT unnest(?))", [wanted]
-        ).fetchall()
-    }
-    by_hash = {
-        (d, s, h): i
-        for d, s, h, i in con.execute(
-            "SELECT dataset_name, split, text_hash, min(id) FROM questions "
-            "WHERE dataset_name IN (SELECT unnest(?)) GROUP BY ALL",
-            [list(datasets)],
-        ).fetchall()
-    }
-    return existing, by_hash, aliases
 
 
 # json.dumps(obj, ensure_ascii=False) builds a new encoder per call; this is the same
@@ -63,6 +33,40 @@ def options_json(options: Mapping[str, str]) -> str:
     return "{" + ", ".join(_quote(k) + ": " + _quote(v) for k, v in options.items()) + "}"
 
 
+# The question columns an ingest converts (the rest are filled when they are written).
+CONVERTED_SCHEMA = pa.schema([
+    ("id", pa.string()), ("dataset_name", pa.string()), ("split", pa.string()), ("question", pa.string()),
+    ("options", pa.string()), ("answer_idx", pa.string()), ("answer", pa.string()), ("source", pa.string()),
+    ("meta", pa.string()), ("text_hash", pa.string()),
+])
+
+
+def question_batch(questions: Sequence[Question]) -> pa.RecordBatch:
+    """Converted questions as one Arrow batch (`CONVERTED_SCHEMA`): compact, so an ingest
+    keeps its rows as Arrow and drops the Python objects chunk by chunk."""
+    return pa.record_batch([
+        pa.array([q.id for q in questions], pa.string()),
+        pa.array([q.dataset_name for q in questions], pa.string()),
+        pa.array([q.split for q in questions], pa.string()),
+        pa.array([q.question for q in questions], pa.string()),
+        pa.array([options_json(q.options) for q in questions], pa.string()),
+        pa.array([q.answer_idx for q in questions], pa.string()),
+        pa.array([q.answer for q in questions], pa.string()),
+        pa.array([q.source for q in questions], pa.string()),
+        pa.array([_to_json_sorted(q.meta) if q.meta else "{}" for q in questions], pa.string()),
+        pa.array([q.text_hash for q in questions], pa.string()),
+    ], schema=CONVERTED_SCHEMA)
+
+
+def with_write_columns(rows: pa.Table, dup_counts: Mapping[str, int], *, ingest_id: str, now: datetime) -> pa.Table:
+    """`CONVERTED_SCHEMA` rows plus n_duplicates, ingest_id and ingested_at (`QUESTION_COLUMNS`)."""
+    n = rows.num_rows
+    dups = [int(dup_counts.get(i, 0)) for i in rows.column("id").to_pylist()] if dup_counts else [0] * n
+    return (rows.append_column("n_duplicates", pa.array(dups, pa.int32()))
+                .append_column("ingest_id", pa.array([ingest_id] * n, pa.string()))
+                .append_column("ingested_at", pa.array([now] * n, pa.timestamp("us"))))
+
+
 def insert_questions(
     con: duckdb.DuckDBPyConnection,
     questions: Sequence[Question],
@@ -71,29 +75,107 @@ def insert_questions(
     ingest_id: str,
     now: datetime,
 ) -> None:
+    """Insert questions in one statement (small writes; an ingest stages and `swap_in`s)."""
     if not questions:
         return
-    table = pa.table({
-        "id": [q.id for q in questions],
-        "dataset_name": [q.dataset_name for q in questions],
-        "split": [q.split for q in questions],
-        "question": [q.question for q in questions],
-        "options": [options_json(q.options) for q in questions],
-        "answer_idx": [q.answer_idx for q in questions],
-        "answer": [q.answer for q in questions],
-        "source": [q.source for q in questions],
-        "meta": [_to_json_sorted(q.meta) if q.meta else "{}" for q in questions],
-        "text_hash": [q.text_hash for q in questions],
-        "n_duplicates": pa.array([int(dup_counts.get(q.id, 0)) for q in questions], pa.int32()),
-        "ingest_id": [ingest_id] * len(questions),
-        "ingested_at": pa.array([now] * len(questions), pa.timestamp("us")),
-    })
+    table = with_write_columns(pa.Table.from_batches([question_batch(questions)]), dup_counts,
+                               ingest_id=ingest_id, now=now)
     con.register("_new_questions", table)
     try:
         cols = ", ".join(QUESTION_COLUMNS)
-        con.execute(f"INSERT INTO questions ({cols}) SELECT {cols} FROM _new_questions")
+        con.execute(f"INSERT INTO question_rows ({cols}) SELECT {cols} FROM _new_questions")
     finally:
         con.unregister("_new_questions")
+
+
+# -- an ingest in bounded holds: read what exists, stage the rows, show them at once ----
+# Rows are written to `question_rows` under a pending ingest id; the view `questions` (what
+# every reader reads) hides them until `swap_in` (migration 5, `PENDING_INGESTS`).
+def change_marker(con: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """What an ingest's plan depends on: (ingests, questions, aliases) counts. Every write of
+    questions or aliases logs an ingest, so an equal marker means the plan still holds."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM ingests), (SELECT count(*) FROM questions), "
+        "(SELECT count(*) FROM question_aliases)"
+    ).fetchall()[0]
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def lookup_keys(
+    con: duckdb.DuckDBPyConnection, keys: pa.Table
+) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str, str], str], dict[str, str]]:
+    """`lookup` for a table of keys (id, dataset_name, split, text_hash), by joins: the keys
+    are registered, not sent as a list. The (dataset, split, hash) map holds only the hashes
+    the keys carry."""
+    con.register("_keys", keys)
+    try:
+        aliases = dict(con.execute(
+            "SELECT a.alias_id, a.question_id FROM question_aliases a SEMI JOIN _keys k ON k.id = a.alias_id"
+        ).fetchall())
+        existing = {qid: (h, split) for qid, h, split in con.execute(
+            "SELECT q.id, q.text_hash, q.split FROM questions q WHERE q.id IN (SELECT id FROM _keys) "
+            "OR q.id IN (SELECT a.question_id FROM question_aliases a SEMI JOIN _keys k ON k.id = a.alias_id)"
+        ).fetchall()}
+        by_hash = {(d, s, h): i for d, s, h, i in con.execute(
+            "SELECT q.dataset_name, q.split, q.text_hash, min(q.id) FROM questions q "
+            "SEMI JOIN (SELECT DISTINCT dataset_name, split, text_hash FROM _keys) k "
+            "ON k.dataset_name = q.dataset_name AND k.split = q.split AND k.text_hash = q.text_hash GROUP BY ALL"
+        ).fetchall()}
+    finally:
+        con.unregister("_keys")
+    return existing, by_hash, aliases
+
+
+def drop_stale_pending(con: duckdb.DuckDBPyConnection, alive: Callable[[int], bool]) -> list[str]:
+    """Delete the never-shown rows of ingests whose process is gone (killed mid-ingest)."""
+    stale = [i for i, pid in con.execute("SELECT ingest_id, pid FROM pending_ingests").fetchall() if not alive(pid)]
+    for ingest_id in stale:
+        abandon(con, ingest_id)
+    return stale
+
+
+def stage(con: duckdb.DuckDBPyConnection, ingest_id: str, rows: pa.Table, *, pid: int, now: datetime) -> None:
+    """Write `QUESTION_COLUMNS` rows of the pending ingest `ingest_id` (registered as pending
+    with its first rows, so they are never shown before `swap_in`). An id another pending
+    ingest is writing is a `ConflictError`."""
+    con.execute("INSERT INTO pending_ingests VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [ingest_id, pid, now])
+    con.register("_stage_rows", rows)
+    try:
+        cols = ", ".join(QUESTION_COLUMNS)
+        con.execute(f"INSERT INTO question_rows ({cols}) SELECT {cols} FROM _stage_rows")
+    except duckdb.ConstraintException as exc:
+        raise ConflictError(
+            "another ingest is writing some of these question ids right now; nothing of this ingest "
+            f"was kept: run it again when that one has finished ({str(exc).splitlines()[0][:200]})") from None
+    finally:
+        con.unregister("_stage_rows")
+
+
+def abandon(con: duckdb.DuckDBPyConnection, ingest_id: str) -> None:
+    """Delete the rows of a pending ingest (never shown) and its pending mark."""
+    con.execute("DELETE FROM question_rows WHERE ingest_id = ? AND ingest_id IN (SELECT ingest_id FROM pending_ingests)",
+                [ingest_id])
+    con.execute("DELETE FROM pending_ingests WHERE ingest_id = ?", [ingest_id])
+
+
+def swap_in(con: duckdb.DuckDBPyConnection, ingest_id: str) -> int:
+    """Show every row the pending ingest `ingest_id` wrote (one small delete: the view
+    `questions` stops hiding them); in the caller's transaction, with the rest of the ingest."""
+    con.execute("DELETE FROM pending_ingests WHERE ingest_id = ?", [ingest_id])
+    return int(con.execute("SELECT count(*) FROM question_rows WHERE ingest_id = ?", [ingest_id]).fetchall()[0][0])
+
+
+def move_splits(con: duckdb.DuckDBPyConnection, moves: Sequence[tuple[str, str, str]]) -> int:
+    """Move stored questions to another split: (id, from_split, to_split). Each move checks
+    the split it expects, so a concurrent change is an error, not a silent overwrite."""
+    moved = 0
+    for qid, old, new in moves:
+        rows = con.execute("UPDATE question_rows SET split = ? WHERE id = ? AND split = ? RETURNING id",
+                           [new, qid, old]).fetchall()
+        if len(rows) != 1:
+            raise ConflictError(f"question {qid!r} is no longer in split {old!r}; run the ingest again")
+        moved += 1
+    return moved
 
 
 def insert_aliases(
@@ -107,13 +189,21 @@ def insert_aliases(
 ) -> None:
     """Record merged duplicates; bump `n_duplicates` of questions that were already stored."""
     if aliases:
-        con.executemany(
-            "INSERT INTO question_aliases (alias_id, question_id, ingest_id, created_at) VALUES (?,?,?,?)",
-            [[a, q, ingest_id, now] for a, q in aliases],
-        )
+        table = pa.table({
+            "alias_id": pa.array([a for a, _ in aliases], pa.string()),
+            "question_id": pa.array([q for _, q in aliases], pa.string()),
+            "ingest_id": pa.array([ingest_id] * len(aliases), pa.string()),
+            "created_at": pa.array([now] * len(aliases), pa.timestamp("us")),
+        })
+        con.register("_new_aliases", table)
+        try:
+            con.execute("INSERT INTO question_aliases (alias_id, question_id, ingest_id, created_at) "
+                        "SELECT alias_id, question_id, ingest_id, created_at FROM _new_aliases")
+        finally:
+            con.unregister("_new_aliases")
     bumps = [[n, qid] for qid, n in dup_counts.items() if qid not in new_ids and n]
     if bumps:
-        con.executemany("UPDATE questions SET n_duplicates = n_duplicates + ? WHERE id = ?", bumps)
+        con.executemany("UPDATE question_rows SET n_duplicates = n_duplicates + ? WHERE id = ?", bumps)
 
 
 def import_labels(
@@ -151,13 +241,20 @@ def import_predictions(
         [model_version, IMPORTED_MODEL_KIND, source, predictions[0][2] if predictions[0][2] is not None else 0.5, now],
     )
     before = con.execute("SELECT count(*) FROM predictions").fetchall()[0][0]
-    rows = {}
-    for qid, prob, thr in predictions:
-        t = 0.5 if thr is None else thr
-        rows[qid] = [model_version, qid, prob, prob >= t, t, now]
-    con.executemany(
-        "INSERT INTO predictions VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING", list(rows.values())
-    )
+    last = {qid: (prob, 0.5 if thr is None else thr) for qid, prob, thr in predictions}  # the last row wins
+    table = pa.table({
+        "model_version": pa.array([model_version] * len(last), pa.string()),
+        "question_id": pa.array(list(last), pa.string()),
+        "reasoning_prob": pa.array([p for p, _ in last.values()], pa.float64()),
+        "is_reasoning": pa.array([p >= t for p, t in last.values()], pa.bool_()),
+        "reasoning_threshold": pa.array([t for _, t in last.values()], pa.float64()),
+        "created_at": pa.array([now] * len(last), pa.timestamp("us")),
+    })
+    con.register("_imported_predictions", table)
+    try:
+        con.execute("INSERT INTO predictions SELECT * FROM _imported_predictions ON CONFLICT DO NOTHING")
+    finally:
+        con.unregister("_imported_predictions")
     return int(con.execute("SELECT count(*) FROM predictions").fetchall()[0][0] - before)
 
 

@@ -40,6 +40,11 @@ def record_release(
     return True
 
 
+def release_paths(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every recorded release version -> the folder it was built into."""
+    return dict(con.execute("SELECT version, path FROM releases ORDER BY version").fetchall())
+
+
 def get_release(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, Any]:
     rows = dicts(con.execute("SELECT * FROM releases WHERE version = ?", [version]))
     if not rows:
@@ -96,13 +101,25 @@ def _arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = 
     return rel.to_arrow_table()
 
 
+# Traces a release carries, read from `questions.meta` (ingest keeps unknown fields there):
+# BioMed-R1-Eval's adversarial traces and BioMed-R1-Train's `reasoning`. Null when absent.
+TRACE_FIELDS = ("adversarial_trace_0", "adversarial_trace_1", "adversarial_trace_2", "reasoning")
+
+
 def question_table(con: duckdb.DuckDBPyConnection) -> Any:
-    """Every question as an Arrow table (options as JSON text)."""
+    """Every question as an Arrow table (options as JSON text, the `TRACE_FIELDS` of its
+    meta as text columns)."""
+    traces = "".join(f", CAST(json_extract_string(meta, '$.\"{f}\"') AS VARCHAR) AS {f}" for f in TRACE_FIELDS)
     return _arrow(
         con,
         "SELECT id, dataset_name, split, question, CAST(options AS VARCHAR) AS options, answer_idx, "
-        "answer, source, text_hash FROM questions",
+        f"answer, source, text_hash{traces} FROM questions",
     )
+
+
+def alias_table(con: duckdb.DuckDBPyConnection) -> Any:
+    """Ids merged at ingest as exact duplicates (`alias_id`) and the id kept (`question_id`)."""
+    return _arrow(con, "SELECT alias_id, question_id FROM question_aliases ORDER BY alias_id")
 
 
 def prediction_table(con: duckdb.DuckDBPyConnection, model_version: str | None) -> Any:

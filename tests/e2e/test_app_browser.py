@@ -56,7 +56,7 @@ def seed(store: Store, questions: list[tuple[str, str, str]], overlap: int) -> N
 
     def work(con) -> None:
         con.executemany(
-            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, "
+            "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, "
             "source, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [[qid, ds, "test", text, json.dumps({"A": "first option", "B": "second option"}),
               "A", "first option", "e2e", f"h-{qid}", utcnow()] for qid, ds, text in questions],

@@ -1,7 +1,8 @@
 """A small store for release tests: 3 evaluation benchmarks (one restricted), a training pool
 with planted duplicates of evaluation questions, a model with predictions, human labels on a
 gold batch (majority, tie, adjudicated), imported benchmark tags (one on a gold item) and
-the ids the model trained on."""
+the ids the model trained on; exact duplicates merged at ingest (aliases, one restricted),
+adversarial and reasoning traces in `meta`, and a training row whose source is a local path."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ CORONARY = {"A": "Right coronary artery", "B": "Left anterior descending artery"
             "C": "Left circumflex artery", "D": "Left main coronary artery"}
 
 
+LOCAL_SOURCE = "/home/maintainer/private/pool_2026.jsonl"  # a local path: never in a release
+
+
 def _q(qid: str, bench: str, split: str, question: str, options: dict[str, str], answer_idx: str = "A") -> dict[str, Any]:
     return {"id": qid, "dataset_name": bench, "split": split, "question": question, "options": options,
             "answer_idx": answer_idx, "answer": options[answer_idx], "source": "tests/release_fixture"}
@@ -33,7 +37,8 @@ def _q(qid: str, bench: str, split: str, question: str, options: dict[str, str],
 
 def eval_rows() -> list[dict[str, Any]]:
     rows = [
-        _q("medqa-000001", "medqa", "test", VIGNETTE, CORONARY),
+        {**_q("medqa-000001", "medqa", "test", VIGNETTE, CORONARY),
+         "adversarial_trace_0": "Synthetic misleading trace: think of the left main.", "adversarial_trace_2": "Trace two."},
         _q("medqa-000002", "medqa", "test", "Which enzyme is deficient in classic phenylketonuria?",
            {"A": "Phenylalanine hydroxylase", "B": "Tyrosinase", "C": "Homogentisate oxidase", "D": "Fumarylacetoacetase"}),
         _q("medqa-000003", "medqa", "test", "A 6-year-old boy has a sore throat and a sandpaper-like rash. Which organism is responsible?",
@@ -51,6 +56,9 @@ def eval_rows() -> list[dict[str, Any]]:
         _q("pubmedqa-val-1", "pubmedqa", "validation", "Does daily aspirin reduce the risk of colorectal adenoma recurrence?",
            {"A": "yes", "B": "no", "C": "maybe"}),
     ]
+    # exact duplicates under other ids: merged at ingest, published in the `aliases` config
+    rows.append({**rows[1], "id": "medqa-alias-2"})
+    rows.append({**rows[6], "id": "gpqa_diamond-alias-1"})
     return rows
 
 
@@ -71,8 +79,9 @@ def train_rows() -> list[dict[str, Any]]:
         _q("pubmedqa-900004", "pubmedqa", "train", "Does daily aspirin reduce the risk of colorectal adenoma recurrence ?",
            {"A": "yes", "B": "no", "C": "maybe"}),
         # genuinely different questions (the first shares the sinus options): kept
-        _q("medmcqa-900005", "medmcqa", "train", "The maxillary sinus drains into the",
-           {"A": "Middle meatus", "B": "Inferior meatus", "C": "Superior meatus", "D": "Sphenoethmoidal recess"}),
+        {**_q("medmcqa-900005", "medmcqa", "train", "The maxillary sinus drains into the",
+              {"A": "Middle meatus", "B": "Inferior meatus", "C": "Superior meatus", "D": "Sphenoethmoidal recess"}),
+         "source": LOCAL_SOURCE, "reasoning": "Synthetic trace: the maxillary ostium opens into the middle meatus."},
         _q("medmcqa-900006", "medmcqa", "train", "Deficiency of which vitamin causes scurvy?",
            {"A": "Vitamin A", "B": "Vitamin C", "C": "Vitamin D", "D": "Vitamin K"}, "B"),
         _q("medmcqa-900007", "medmcqa", "train", "Drug of choice for absence seizures in children is",

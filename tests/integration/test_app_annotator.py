@@ -32,7 +32,7 @@ def seed(store: Store, n: int = 4, *, overlap: int = 2, texts: dict[int, str] | 
 
     def work(con) -> None:
         con.executemany(
-            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, "
+            "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, "
             "source, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [[f"q{i}", "medqa" if i % 2 else "medmcqa", "test", texts.get(i, f"Question number {i}?"),
               json.dumps({"A": "<b>yes</b>", "B": "no"}), "A", "<b>yes</b>", "test", f"h{i}", utcnow()]

@@ -45,7 +45,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 def _insert_questions(con: Any, rows: list[dict]) -> None:
     con.executemany(
-        "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, meta, text_hash, ingested_at) "
+        "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, source, meta, text_hash, ingested_at) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         [[r["id"], r["dataset_name"], "test", r["question"], json.dumps(r["options"]), r["answer_idx"], r["answer"],
           r["source"], "{}", text_hash(r["question"], r["options"]), T0] for r in rows],

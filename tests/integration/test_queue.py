@@ -28,7 +28,7 @@ def add_questions(store: Store, n: int, *, datasets: tuple[str, ...] = ("medqa",
 
     def work(con) -> None:
         con.executemany(
-            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, "
+            "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, "
             "source, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [[qid, datasets[i % len(datasets)], split, f"Question {qid}?",
               json.dumps({"A": "yes", "B": "no"}), "A", "yes", "test", f"h-{qid}", utcnow()]

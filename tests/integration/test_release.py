@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from curation import release
 from curation.cli import app
 from curation.errors import InputError, NotFoundError, PermissionDenied
+from curation.release.build import portable_command
+from curation.release.shape import TRAIN_COLUMNS, portable_source
 from curation.store import Store
 from curation.store import releases as rstore
 
@@ -41,7 +43,9 @@ def _rows(folder: Path, config: str) -> list[dict[str, Any]]:
 
 def test_layout_counts_and_manifest(built: tuple[Store, Path, dict[str, Any]]) -> None:
     store, folder, manifest = built
-    assert manifest["row_counts"] == {"medmcqa": 3, "medqa": 3, "all": 6, "gold": 4, "train_reasoning": 4}
+    assert manifest["row_counts"] == {"medmcqa": 3, "medqa": 3, "all": 6, "gold": 4, "train_reasoning": 4,
+                                      "biomed_r1": 4, "aliases": 1}
+    assert manifest["configs"]["medqa"]["benchmark"] == "medqa"  # BioMed-R1-Eval's name = ours here
     assert manifest["schema_version"] == release.RELEASE_SCHEMA_VERSION
     assert manifest["model"]["version"] == "m-test"  # the newest model with predictions
     assert manifest["selection"]["excluded_benchmarks"] == ["gpqa"]
@@ -72,7 +76,18 @@ def test_decontamination_removes_planted_duplicates(built: tuple[Store, Path, di
     assert removed["pubmedqa-900004"]["match_id"] == "pubmedqa-val-1"  # validation split checked too
     train = _rows(folder, "train_reasoning")
     assert [r["id"] for r in train] == ["medmcqa-900005", "medmcqa-900006", "medmcqa-900007", "pubmedqa-900008"]
-    assert all(r["is_reasoning"] and r["source"] == "tests/release_fixture" for r in train)
+    assert all(r["is_reasoning"] for r in train)
+    # a Hub-style reference is kept; a local file path is cut to its base name
+    assert {r["id"]: r["source"] for r in train} == {
+        "medmcqa-900005": "pool_2026.jsonl", "medmcqa-900006": "tests/release_fixture",
+        "medmcqa-900007": "tests/release_fixture", "pubmedqa-900008": "tests/release_fixture"}
+    assert train[0]["reasoning"].startswith("Synthetic trace") and train[1]["reasoning"] is None
+    # `biomed_r1`: the same rows with BioMed-R1-Train's fields, in its order
+    r1 = release.read_config(folder, "biomed_r1")
+    assert r1.column_names == ["id", "question", "answer", "options", "answer_idx", "dataset_name",
+                               "reasoning_prob", "reasoning"]
+    assert r1.column("id").to_pylist() == [r["id"] for r in train]
+    assert r1.column("reasoning").to_pylist() == [r["reasoning"] for r in train]
 
 
 def test_human_labels_and_predictions(built: tuple[Store, Path, dict[str, Any]]) -> None:
@@ -118,7 +133,8 @@ def test_card_content(built: tuple[Store, Path, dict[str, Any]]) -> None:
 
     card = DatasetCard(text)
     data = card.data.to_dict()
-    assert [c["config_name"] for c in data["configs"]] == ["medmcqa", "medqa", "all", "gold", "train_reasoning"]
+    # every config of the manifest is in the card's YAML (else load_dataset cannot find it)
+    assert [c["config_name"] for c in data["configs"]] == list(manifest["configs"])
     assert data["license"] == ["mit"]
     for key in ("task_categories", "size_categories", "annotations_creators", "source_datasets"):
         assert data[key]
@@ -144,7 +160,8 @@ def test_card_content(built: tuple[Store, Path, dict[str, Any]]) -> None:
 
 EXPECTED_DTYPES = {
     "id": "string", "question": "string", "answer": "string", "options": "string", "answer_idx": "string",
-    "dataset_name": "string", "reasoning_prob": "float64", "is_reasoning": "bool",
+    "dataset_name": "string", "adversarial_trace_0": "string", "adversarial_trace_1": "string",
+    "adversarial_trace_2": "string", "reasoning_prob": "float64", "is_reasoning": "bool",
     "reasoning_threshold": "float64", "human_label": "string", "n_annotators": "int32",
     "annotator_agreement": "float64", "label_source": "string", "model_version": "string",
     "source_label": "string", "source_label_origin": "string", "in_model_training": "bool",
@@ -175,22 +192,77 @@ def test_load_dataset_offline_every_config(built: tuple[Store, Path, dict[str, A
     out = json.loads(res.stdout.strip().splitlines()[-1])
     for name, info in out.items():
         assert info["rows"] == manifest["row_counts"][name]
-        for col, dtype in EXPECTED_DTYPES.items():
-            assert info["dtypes"][col] == dtype, (name, col, info["dtypes"][col])
+        kind = manifest["configs"][name]["kind"]
+        if kind in ("benchmark", "all", "gold") or name == "train_reasoning":
+            assert list(info["dtypes"])[:len(release.EVAL_COLUMNS)] == list(release.EVAL_COLUMNS), name
+            for col, dtype in EXPECTED_DTYPES.items():
+                assert info["dtypes"][col] == dtype, (name, col, info["dtypes"][col])
+    assert out["aliases"]["dtypes"] == {"alias_id": "string", "id": "string", "dataset_name": "string"}
+    assert out["biomed_r1"]["dtypes"]["reasoning"] == "string"
     assert out["all"]["first"] == "medmcqa-000010"
     assert "annotations" in out["gold"]["dtypes"] and "source" in out["train_reasoning"]["dtypes"]
 
 
 def test_rebuild_is_byte_identical(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The same version built into another folder, with the command line naming that folder
+    and the store by absolute paths: every file, manifest.json included, is byte-identical."""
     store, folder, manifest = built
-    again = release.build_release(store, version="v1", out=tmp_path / "again", command=CMD)
+    cmd = [*CMD, "--out", str(tmp_path / "again"), f"--db={store.path}"]
+    again = release.build_release(store, version="v1", out=tmp_path / "again", command=cmd)
     other = tmp_path / "again" / "v1"
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(other).as_posix() for p in other.rglob("*") if p.is_file())
     for f in files:
         assert (folder / f).read_bytes() == (other / f).read_bytes(), f
-    assert again["content_hash"] == manifest["content_hash"]
+    assert again["content_hash"] == manifest["content_hash"] and again["command"] == CMD
+    for f in files:
+        data = (other / f).read_bytes()
+        for local in (str(tmp_path), str(folder.parent), str(store.path.parent), "/home/maintainer"):
+            assert local.encode() not in data, (f, local)
 
+
+def test_portable_command() -> None:
+    cmd = ["curation", "release", "build", "--version", "v1", "--out", "/srv/x", "--db=/home/me/s.duckdb",
+           "--model", "m1", "--cap", "medmcqa=3", "--note=/home/me/notes.txt", "/abs/thing", "~/rel"]
+    assert portable_command(cmd) == [
+        "curation", "release", "build", "--version", "v1", "--model", "m1", "--cap", "medmcqa=3",
+        "--note=notes.txt", "thing", "rel"]
+
+
+def test_portable_source() -> None:
+    cases = {
+        "/home/me/data/pool.jsonl": "pool.jsonl", "~/d/f.parquet": "f.parquet", "data/x.csv": "x.csv",
+        "C:\\Users\\me\\f.jsonl": "f.jsonl", "../x/folder": "folder", "/srv/datasets/folder": "folder",
+        "org/name": "org/name", "org/name@abc123:data/x.json": "org/name@abc123:data/x.json",
+    }
+    assert {k: portable_source(k) for k in cases} == cases
+
+
+def test_aliases_and_traces(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
+    """Merged duplicates are published (restricted ones only with the restricted data), at the
+    path `curation evaluate` reads; traces come from `meta`, null when the source had none."""
+    store, folder, manifest = built
+    aliases = {k: v for k, v in manifest["configs"]["aliases"].items() if k != "features"}
+    assert aliases == {"split": "test", "path": "data/aliases/test.parquet", "rows": 1, "kind": "aliases"}
+    assert [f["name"] for f in manifest["configs"]["aliases"]["features"]] == ["alias_id", "id", "dataset_name"]
+    assert _rows(folder, "aliases") == [{"alias_id": "medqa-alias-2", "id": "medqa-000002", "dataset_name": "medqa"}]
+    rows = {r["id"]: r for r in _rows(folder, "medqa")}
+    assert (rows["medqa-000001"]["adversarial_trace_0"], rows["medqa-000001"]["adversarial_trace_1"]) == (
+        "Synthetic misleading trace: think of the left main.", None)
+    assert rows["medqa-000001"]["adversarial_trace_2"] == "Trace two."
+    assert rows["medqa-000002"]["adversarial_trace_0"] is None
+    m = release.build_release(store, version="v-r", out=tmp_path, include_restricted=True, pool_config=True)
+    assert [r["alias_id"] for r in _rows(tmp_path / "v-r", "aliases")] == ["gpqa_diamond-alias-1", "medqa-alias-2"]
+    assert "GPQA_Medical_test" in m["configs"] and "gpqa" not in m["configs"]  # BioMed-R1-Eval's name
+    assert m["configs"]["GPQA_Medical_test"]["benchmark"] == "gpqa"
+    # m23k_clean: every decontaminated pool row (restricted ones too here), BioMed-R1-Train's fields
+    pool = release.read_config(tmp_path / "v-r", "m23k_clean")
+    assert pool.column_names == list(TRAIN_COLUMNS)
+    assert sorted(pool.column("id").to_pylist()) == [
+        "gpqa_diamond-900010", "medmcqa-900005", "medmcqa-900006", "medmcqa-900007", "medmcqa-900009", "pubmedqa-900008"]
+    assert m["decontamination"]["pool"]["n_removed"] == 4 and m["selection"]["pool_config"] is True
+    # the candidates' decontamination is the same with or without the pool
+    assert m["decontamination"]["removed"] == manifest["decontamination"]["removed"]
 
 def test_changed_store_cannot_reuse_a_version(built: tuple[Store, Path, dict[str, Any]], tmp_path: Path) -> None:
     store, _, _ = built
@@ -211,7 +283,7 @@ def test_threshold_caps_model_choice_and_restricted(built: tuple[Store, Path, di
     assert m["selection"]["n_removed_by_caps"] == 1
     m3 = release.build_release(store, version="v3", out=tmp_path, model="m-old", include_restricted=True)
     assert m3["requires_private"] is True and m3["model"]["version"] == "m-old"
-    assert "gpqa" in m3["configs"] and m3["row_counts"]["all"] == 7
+    assert "GPQA_Medical_test" in m3["configs"] and m3["row_counts"]["all"] == 7
     with pytest.raises(PermissionDenied, match="--private"):
         release.publish_release(store, tmp_path / "v3", repo_id="org/x", private=False, dry_run=True)
     with pytest.raises(NotFoundError):
@@ -239,10 +311,12 @@ def test_cli_build_and_list(tmp_path: Path) -> None:
     store = build_store(tmp_path)
     runner = CliRunner()
     res = runner.invoke(app, ["release", "build", "--version", "v9", "--out", str(tmp_path / "ex"),
-                              "--db", str(store.path)])
+                              "--db", str(store.path), "--pool-config"])
     assert res.exit_code == 0, res.output
-    assert "load_dataset(" in res.output and "train_reasoning" in res.output
+    assert "load_dataset(" in res.output and "train_reasoning" in res.output and "m23k_clean" in res.output
     assert pq.read_table(tmp_path / "ex" / "v9" / "data" / "all" / "test.parquet").num_rows == 6
+    manifest = release.read_manifest(tmp_path / "ex" / "v9")
+    assert str(tmp_path) not in json.dumps(manifest["command"]) and "--pool-config" in manifest["command"]
     res = runner.invoke(app, ["release", "list", "--db", str(store.path), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)[0]["version"] == "v9"
     res = runner.invoke(app, ["release", "build", "--version", "v9", "--out", str(tmp_path / "ex"),

@@ -34,7 +34,7 @@ def page_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
 
     def work(con: Any) -> None:
         con.executemany(
-            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, text_hash, ingested_at) "
+            "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, source, text_hash, ingested_at) "
             "VALUES (?,?,?,?,?,?,?,?,?,?)",
             [[r["id"], "medxpertqa", "test", r["question"], json.dumps(r["options"]), r["answer_idx"], r["answer"], "t",
               text_hash(r["question"], r["options"]), now] for r in rows])

@@ -39,7 +39,7 @@ def seed_questions(
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
         con.executemany(
-            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, "
+            "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, "
             "source, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [[qid, dataset, split,
               f"Question {qid}: a {20 + i % 60}-year-old presents with finding {i % 17} and sign {i % 13}; "

@@ -169,3 +169,45 @@ def test_dataset_names_from_other_releases() -> None:
     # one rule, any case: BioMed-R1-Eval's own config names are restricted too
     assert licenses.is_restricted("GPQA_Medical_test") and licenses.is_restricted("NEJM")
     assert licenses.restriction_note("hle_biomed") and licenses.license_of("MedQA") == "mit"
+
+
+def test_medqa_op5_is_its_own_benchmark() -> None:
+    """MedQA 5-option never merges into 4-option, whichever way a file spells it."""
+    from curation import benchmarks
+
+    for name in ("medqa_op5", "MedQA_op5", "medqa_5_options", "MedQA-USMLE-5-options"):
+        assert adapters.canonical_dataset_name(name) == "medqa_op5", name
+    for name in ("medqa", "MedQA_USLME_test", "medqa_op4", "medqa_4_options"):
+        assert adapters.canonical_dataset_name(name) == "medqa", name
+    assert benchmarks.release_config_name("medqa_op5") == "medqa_op5"  # not in the paper: its own name
+    assert benchmarks.release_config_name("medqa") == "medqa"
+
+
+def test_release_config_names_map_back() -> None:
+    """Every internal name -> BioMed-R1-Eval config name -> the same internal name (ingesting
+    the paper's files or our releases gives the same benchmarks)."""
+    from curation import benchmarks
+
+    assert sorted(benchmarks.RELEASE_CONFIGS.values()) == sorted([
+        "GPQA_Medical_test", "Lancet", "MedXpertQA", "NEJM", "hle_biomed", "medbullets_op4", "medbullets_op5",
+        "medmcqa", "medqa", "mmlu_health_biology", "pubmedqa"])
+    for internal, config in benchmarks.RELEASE_CONFIGS.items():
+        assert adapters.canonical_dataset_name(internal) == internal
+        assert adapters.canonical_dataset_name(config) == internal, config
+    assert benchmarks.release_config_name("my_bench") == "my_bench"
+
+
+def test_traces_are_kept_in_meta() -> None:
+    """BioMed-R1-Eval's adversarial traces and BioMed-R1-Train's `reasoning` reach `meta` for
+    every adapter whose source can carry them (biomed_r1, lancet, nejm, canonical)."""
+    traces = {"adversarial_trace_0": "Synthetic trace zero.", "adversarial_trace_1": "Synthetic trace one.",
+              "adversarial_trace_2": None, "reasoning": "Step 1: synthetic reasoning."}
+    raw = {"id": "7", "question": "Synthetic question?", "options": '{"A": "x", "B": "y"}', "answer_idx": "A",
+           "answer": "x", "dataset_name": "medqa", "reasoning_prob": 0.4, **traces}
+    for name in ("biomed_r1", "lancet", "nejm"):
+        adapter = adapters.ADAPTERS[name]
+        q = adapter.convert(raw, Context("t", 0, dataset_name=adapter.dataset_name)).question
+        assert q is not None and {k: q.meta[k] for k in traces} == traces, name
+    canon = {**raw, "options": {"A": "x", "B": "y"}, "id": "medqa-7"}
+    q = conv("canonical", canon).question
+    assert q is not None and {k: q.meta[k] for k in traces} == traces

@@ -103,7 +103,11 @@ if checked and checked["request"] == request:
         f"{plan['repo_id']} ({'private' if plan['private'] else 'public'}), tag {plan['tag']}; "
         f"token {'found' if plan.get('token_found') else 'NOT found: set HF_TOKEN on the server'}."
     )
-    if st.button("Publish", type="primary", key="publish_go", disabled=not plan.get("token_found")):
+    for check in plan.get("checks", []):  # token, write access, repo, tag, card: read-only checks
+        show_plain(f"{'passed' if check['passed'] else 'FAILED'}: {check['check']}: {check['detail']}")
+    if plan.get("delete"):
+        show_plain(f"The commit will delete {len(plan['delete'])} file(s) no longer in the release from main.")
+    if st.button("Publish", type="primary", key="publish_go", disabled=not plan.get("ok", False)):
         writer("maintainer")  # the session and the account, checked now
         try:
             with st.spinner("Uploading ..."):

@@ -66,7 +66,7 @@ def add_questions(store: Store, n: int, prefix: str = "q") -> list[str]:
 
     def work(con: Any) -> None:
         con.executemany(
-            "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, "
+            "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, "
             "source, text_hash, ingested_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [[qid, ("medqa", "medmcqa")[i % 2], "test", f"Question {qid}: <b>not bold</b>?",
               json.dumps({"A": "yes", "B": "no"}), "A", "yes", "test", f"h-{qid}", utcnow()]

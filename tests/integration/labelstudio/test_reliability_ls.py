@@ -129,7 +129,7 @@ def test_config_shows_task_data_only_as_plain_text() -> None:
 def test_hostile_question_text_reaches_label_studio_verbatim(ls_server: LSServer, tmp_path: Path) -> None:
     store = Store(tmp_path / "h.duckdb")
     store.run(lambda con: con.execute(
-        "INSERT INTO questions (id, dataset_name, split, question, options, answer_idx, answer, source, "
+        "INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, source, "
         "text_hash, ingested_at) VALUES ('hostile-1', 'medqa', 'test', ?, ?, 'A', 'x', 't', 'h', ?)",
         [HOSTILE, '{"A": "<b>x</b>", "B": "y"}', utcnow()]))
     store.run(lambda con: create_batch(con, batch_id="hb", kind="manual", items=[BatchItem("hostile-1")],
