@@ -118,7 +118,7 @@ def fill_store(store: Store, rows: list[dict[str, Any]]) -> None:
         con.execute("INSERT INTO question_rows (id, dataset_name, split, question, options, answer_idx, answer, source, "
                     "text_hash, ingested_at) SELECT * FROM qt")
         con.register("pt", pt)
-        con.execute("INSERT INTO predictions SELECT * FROM pt")
+        con.execute("INSERT INTO prediction_rows SELECT * FROM pt")
         con.execute("INSERT INTO models (version, base_model, kind, threshold, created_at) "
                     "VALUES ('m-bench', 'synthetic', 'synthetic', 0.5, ?)", [T0])
         con.execute("INSERT INTO batches (id, kind, overlap, show_suggestions, created_at) VALUES ('gold', 'gold', 3, false, ?)", [T0])

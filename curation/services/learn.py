@@ -9,10 +9,12 @@ model-vs-human figure is computed on the others only.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import numpy as np
 from curation.errors import InputError
 from curation.metrics import finite
 from curation.schema import LABELS, format_for_model
-from curation.staging import check_new_file, check_new_folder, write_text_atomic
+from curation.staging import check_new_file, check_new_folder, pid_alive, write_text_atomic
 from curation.store import Store, utcnow
 
 Progress = Any  # Callable[[str, int, int], None] | None
@@ -222,7 +224,7 @@ def classify(
 
         seen = read_seen_ids(model_dir)
 
-        def write(con: Any) -> None:
+        def register(con: Any) -> None:
             if not sm.model_exists(con, clf.version):
                 sm.register_model(
                     con, version=clf.version, base_model=clf.info.base, kind=clf.info.kind,
@@ -230,10 +232,9 @@ def classify(
                     train_source=str(clf.info.metrics.get("train_source", "file")), threshold=thr,
                     metrics=finite(clf.info.metrics), created_at=utcnow(), seen_ids=seen,
                 )
-            sm.write_predictions(con, model_version=clf.version, question_ids=[r["id"] for r in rows],
-                                 probs=[float(p) for p in probs], threshold=thr, created_at=utcnow())
 
-        _store(store, db).run(write)
+        write_scores(_store(store, db), clf.version, [r["id"] for r in rows], [float(p) for p in probs], thr,
+                     register=register)
     if output is not None:
         write_text_atomic(output, "".join(json.dumps(r) + "\n" for r in out_rows), option="--output",
                           create_parent=True)
@@ -241,6 +242,41 @@ def classify(
     return {"model_version": clf.version, "n": len(out_rows), "n_reasoning": n_reason,
             "reasoning_share": n_reason / len(out_rows), "reasoning_threshold": thr,
             "written_to_store": input is None, "output": None if output is None else str(output), "rows": out_rows}
+
+
+PREDICTION_CHUNK = 100_000  # predictions written per store hold
+
+
+def write_scores(st: Store, version: str, ids: Sequence[str], probs: Sequence[float], threshold: float, *,
+                 register: Callable[[Any], None]) -> None:
+    """Store a model's predictions, `PREDICTION_CHUNK` per hold, so no annotator waits long
+    behind a large pool. A first scoring is hidden until its last hold (the `predictions`
+    view, migration 10) and registers the model there; a re-scoring by the same model writes
+    the same numbers, visible as they land. A failed first scoring leaves nothing shown."""
+    from curation.store import models as sm
+
+    now = utcnow()
+    bounds = [(a, min(a + PREDICTION_CHUNK, len(ids))) for a in range(0, len(ids), PREDICTION_CHUNK)] or [(0, 0)]
+    fresh = len(bounds) > 1 and not st.run(lambda con: sm.has_predictions(con, version))
+    try:
+        for k, (a, b) in enumerate(bounds):
+
+            def write(con: Any, a: int = a, b: int = b, first: bool = k == 0, last: bool = k == len(bounds) - 1) -> None:
+                if fresh and first:
+                    sm.begin_pending_predictions(con, version, pid=os.getpid(), now=now, alive=pid_alive)
+                sm.write_predictions(con, model_version=version, question_ids=ids[a:b], probs=probs[a:b],
+                                     threshold=threshold, created_at=now)
+                if last:
+                    register(con)
+                    if fresh:
+                        sm.end_pending_predictions(con, version)
+
+            st.run(write)
+    except BaseException:
+        if fresh:
+            with contextlib.suppress(Exception):
+                st.run(lambda con: sm.abandon_pending_predictions(con, version))
+        raise
 
 
 # ----------------------------------------------------------------------------------------

@@ -292,3 +292,23 @@ PENDING_INGESTS = Migration(
 )
 
 MIGRATIONS.append(PENDING_INGESTS)
+
+# Scoring a large pool writes its predictions in bounded chunks too: the rows live in
+# `prediction_rows`; the view `predictions` hides a model version while its first scoring is
+# still being written (`pending_predictions`), so no reader sees a model half-scored.
+PENDING_PREDICTIONS = Migration(
+    10,
+    "predictions written in chunks, shown when the scoring completes",
+    (
+        "ALTER TABLE predictions RENAME TO prediction_rows",
+        """CREATE TABLE pending_predictions (
+            model_version VARCHAR PRIMARY KEY,
+            pid INTEGER NOT NULL,
+            started_at TIMESTAMP NOT NULL
+        )""",
+        """CREATE VIEW predictions AS SELECT * FROM prediction_rows
+           WHERE model_version NOT IN (SELECT model_version FROM pending_predictions)""",
+    ),
+)
+
+MIGRATIONS.append(PENDING_PREDICTIONS)

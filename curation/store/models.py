@@ -14,7 +14,7 @@ model-vs-human figures are computed only on the others (`curation.rules.held_out
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -229,12 +229,38 @@ def write_predictions(
     con.register("_new_predictions", table)
     try:
         con.execute(
-            "INSERT OR REPLACE INTO predictions SELECT model_version, question_id, reasoning_prob, "
+            "INSERT OR REPLACE INTO prediction_rows SELECT model_version, question_id, reasoning_prob, "
             "is_reasoning, reasoning_threshold, created_at FROM _new_predictions"
         )
     finally:
         con.unregister("_new_predictions")
     return len(p)
+
+
+def has_predictions(con: duckdb.DuckDBPyConnection, model_version: str) -> bool:
+    """The version has predictions readers can see (not a first scoring still being written)."""
+    return bool(con.execute("SELECT 1 FROM predictions WHERE model_version = ? LIMIT 1", [model_version]).fetchall())
+
+
+def begin_pending_predictions(con: duckdb.DuckDBPyConnection, model_version: str, *, pid: int,
+                              now: datetime, alive: Callable[[int], bool]) -> None:
+    """Hide `model_version`'s predictions until `end_pending_predictions` (a first scoring
+    written in chunks); a dead process's pending scoring is deleted first (never shown)."""
+    for version, owner in con.execute("SELECT model_version, pid FROM pending_predictions").fetchall():
+        if not alive(owner):
+            abandon_pending_predictions(con, version)
+    con.execute("INSERT INTO pending_predictions VALUES (?, ?, ?)", [model_version, pid, now])
+
+
+def end_pending_predictions(con: duckdb.DuckDBPyConnection, model_version: str) -> None:
+    con.execute("DELETE FROM pending_predictions WHERE model_version = ?", [model_version])
+
+
+def abandon_pending_predictions(con: duckdb.DuckDBPyConnection, model_version: str) -> None:
+    """Delete a pending (never shown) first scoring of `model_version`."""
+    if con.execute("SELECT 1 FROM pending_predictions WHERE model_version = ?", [model_version]).fetchall():
+        con.execute("DELETE FROM prediction_rows WHERE model_version = ?", [model_version])
+        end_pending_predictions(con, model_version)
 
 
 def predictions(con: duckdb.DuckDBPyConnection, model_version: str) -> dict[str, dict[str, Any]]:

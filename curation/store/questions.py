@@ -252,7 +252,7 @@ def import_predictions(
     })
     con.register("_imported_predictions", table)
     try:
-        con.execute("INSERT INTO predictions SELECT * FROM _imported_predictions ON CONFLICT DO NOTHING")
+        con.execute("INSERT INTO prediction_rows SELECT * FROM _imported_predictions ON CONFLICT DO NOTHING")
     finally:
         con.unregister("_imported_predictions")
     return int(con.execute("SELECT count(*) FROM predictions").fetchall()[0][0] - before)

@@ -122,7 +122,7 @@ def build_store(tmp: Path) -> Store:
             [T0, T0 + timedelta(hours=1)],
         )
         con.executemany(
-            "INSERT INTO predictions VALUES (?,?,?,?,?,?)",
+            "INSERT INTO prediction_rows VALUES (?,?,?,?,?,?)",
             [["m-test", q, p, p >= 0.5, 0.5, T0] for q, p in PROBS.items()]
             + [["m-old", q, 0.5, True, 0.5, T0] for q in PROBS],
         )

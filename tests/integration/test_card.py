@@ -54,7 +54,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, dict[s
 
     def local_model(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("UPDATE models SET base_model = ? WHERE version = 'm-test'", [str(tmp / LOCAL_DIR)])
-        con.execute("INSERT INTO predictions VALUES ('m-test', 'medmcqa-950001', 0.9, true, 0.5, ?)", [T0])
+        con.execute("INSERT INTO prediction_rows VALUES ('m-test', 'medmcqa-950001', 0.9, true, 0.5, ?)", [T0])
         ustore.add_user(con, "zoe", role="annotator", password="password-zoe", expertise="expert")
         ustore.add_user(con, "adam", role="annotator", password="password-adam", expertise="expert")
         ustore.add_user(con, "mia", role="annotator", password="password-mia", expertise="crowd")

@@ -84,7 +84,7 @@ def test_stats_shows_reasoning_share_with_wilson_ci(cli_env: Path, tmp_path: Pat
     def add(con):  # type: ignore[no-untyped-def]
         con.execute("INSERT INTO models (version, base_model, kind, threshold, created_at) VALUES ('m1','tfidf','tfidf',0.5,?)", [now])
         for i in range(10):
-            con.execute("INSERT INTO predictions VALUES ('m1', ?, ?, ?, 0.5, ?)", [f"c-{i}", 0.9 if i < 3 else 0.1, i < 3, now])
+            con.execute("INSERT INTO prediction_rows VALUES ('m1', ?, ?, ?, 0.5, ?)", [f"c-{i}", 0.9 if i < 3 else 0.1, i < 3, now])
 
     Store(cli_env).run(add)
     data = json.loads(runner.invoke(app, ["stats", "--json"]).output)

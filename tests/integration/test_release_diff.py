@@ -50,7 +50,7 @@ def _change_store(store: Store, tmp: Path) -> None:
         con.execute("INSERT INTO models (version, base_model, kind, threshold, n_train, train_source, created_at) "
                     "VALUES ('m-new', 'tiny-bert', 'transformer', 0.6, 50, 'human labels', ?)", [t])
         probs = {**PROBS, NEW_Q["id"]: 0.2}
-        con.executemany("INSERT INTO predictions VALUES (?,?,?,?,?,?)",
+        con.executemany("INSERT INTO prediction_rows VALUES (?,?,?,?,?,?)",
                         [["m-new", q, p, p >= 0.6, 0.6, t] for q, p in probs.items()])
 
     store.run(work)

@@ -142,3 +142,36 @@ def test_the_app_says_when_its_store_is_missing_and_creates_none(tmp_path: Path,
     assert any("no store here" in e.value and "curation store init" in e.value for e in at.error), [e.value for e in at.error]
     assert not missing.exists() and not missing.parent.exists()
     assert not os.path.exists(str(missing) + ".wal")
+
+
+def test_a_large_scoring_is_written_in_chunks_and_shown_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation.services import learn
+    from curation.store import models as sm
+
+    store = Store(tmp_path / "s.duckdb", create=True)
+    monkeypatch.setattr(learn, "PREDICTION_CHUNK", 3)
+    ids, probs = [f"q{i}" for i in range(10)], [i / 10 for i in range(10)]
+    visible_while_writing: list[int] = []
+    real = sm.write_predictions
+
+    def write(con: Any, **k: Any) -> int:
+        visible_while_writing.append(con.execute("SELECT count(*) FROM predictions WHERE model_version = 'm1'").fetchall()[0][0])
+        return real(con, **k)
+
+    monkeypatch.setattr(sm, "write_predictions", write)
+    registered: list[str] = []
+    learn.write_scores(store, "m1", ids, probs, 0.5, register=lambda con: registered.append("m1"))
+    assert visible_while_writing == [0, 0, 0, 0]  # 4 holds, nothing shown before the last one ends
+    assert registered == ["m1"]
+    assert store.run(lambda con: sm.predictions(con, "m1"))["q9"]["is_reasoning"] is True
+    assert len(store.run(lambda con: sm.predictions(con, "m1"))) == 10
+
+    def fail(con: Any) -> None:
+        raise RuntimeError("registration failed")
+
+    with pytest.raises(RuntimeError):
+        learn.write_scores(store, "m2", ids, probs, 0.5, register=fail)
+    rows = store.run(lambda con: con.execute(
+        "SELECT (SELECT count(*) FROM prediction_rows WHERE model_version = 'm2'), "
+        "(SELECT count(*) FROM pending_predictions)").fetchall()[0])
+    assert rows == (0, 0)  # a failed first scoring leaves nothing, shown or hidden
