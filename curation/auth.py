@@ -7,10 +7,11 @@ pure and testable; the app keeps one limiter per server process.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import secrets
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -78,63 +79,85 @@ def check_login(password_hash: str | None, password: str) -> bool:
 
 
 @dataclass
-class LoginRateLimiter:
-    """At most `max_failures` failed logins per user name within `window`; then locked out
-    until the oldest failure leaves the window. Thread-safe (Streamlit sessions are threads).
+class LoginGuard:
+    """Failed-login delays per (user name, client address): each failure in a row makes the
+    next attempt from that address on that name wait longer (`free_failures` free, then
+    `base_delay` doubling up to `max_delay`); a success from that address, or `forget_after`
+    without failures, clears it. Thread-safe (Streamlit sessions are threads).
+
+    It slows a guesser (one name from one address: at most one try per `max_delay` once warmed
+    up; Argon2 makes each try cost as well) without letting anyone lock a person out: failures
+    from other addresses never delay the person's own address, and there is no per-address
+    block, so a shared proxy or NAT does not stop everyone behind it. An unknown address
+    (`None`) is one address. The delay is capped, so even an attacker behind the person's own
+    proxy only slows them down.
     """
 
-    max_failures: int = 5
-    window: timedelta = timedelta(minutes=5)
-    _failures: dict[str, deque[datetime]] = field(default_factory=dict, repr=False)
+    free_failures: int = 5
+    base_delay: timedelta = timedelta(seconds=5)
+    max_delay: timedelta = timedelta(seconds=60)
+    forget_after: timedelta = timedelta(minutes=15)
+    _failures: dict[tuple[str, str], tuple[int, datetime]] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def _prune(self, key: str, now: datetime) -> deque[datetime]:
-        q = self._failures.setdefault(key, deque())
-        while q and now - q[0] >= self.window:
-            q.popleft()
-        return q
+    @staticmethod
+    def _key(name: str, client: str | None) -> tuple[str, str]:
+        return (name.casefold(), client or "")
 
-    def retry_after(self, name: str, now: datetime) -> float:
-        """Seconds until `name` may try again (0.0 if allowed now)."""
-        key = name.casefold()
-        with self._lock:
-            q = self._prune(key, now)
-            if len(q) < self.max_failures:
-                return 0.0
-            return max(0.0, (q[0] + self.window - now).total_seconds())
+    def delay(self, failures: int) -> timedelta:
+        """How long after its last failure a (name, address) pair with `failures` in a row waits."""
+        if failures < self.free_failures:
+            return timedelta(0)
+        steps = min(failures - self.free_failures, 30)  # 2**30 s is far past any cap
+        return min(self.max_delay, self.base_delay * (2**steps))
 
-    def record_failure(self, name: str, now: datetime) -> None:
-        key = name.casefold()
-        with self._lock:
-            self._prune(key, now).append(now)
-
-    def record_success(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(name.casefold(), None)
-
-
-@dataclass
-class LoginGuard:
-    """Failed-login limits per user name (guessing one password) and per client address
-    (trying one password on many names). Either limit blocks; a success clears the name's
-    count only, so a client cannot reset its own count by logging into an account it owns."""
-
-    per_name: LoginRateLimiter = field(default_factory=LoginRateLimiter)
-    per_client: LoginRateLimiter = field(default_factory=lambda: LoginRateLimiter(max_failures=20))
+    def _current(self, key: tuple[str, str], now: datetime) -> tuple[int, datetime] | None:
+        entry = self._failures.get(key)
+        if entry is not None and now - entry[1] >= self.forget_after:
+            del self._failures[key]
+            return None
+        return entry
 
     def retry_after(self, name: str, client: str | None, now: datetime) -> float:
-        wait = self.per_name.retry_after(name, now)
-        if client:
-            wait = max(wait, self.per_client.retry_after(client, now))
-        return wait
+        """Seconds until `name` may be tried again from `client` (0.0 if allowed now)."""
+        with self._lock:
+            entry = self._current(self._key(name, client), now)
+            if entry is None:
+                return 0.0
+            count, last = entry
+            return max(0.0, (last + self.delay(count) - now).total_seconds())
 
     def record_failure(self, name: str, client: str | None, now: datetime) -> None:
-        self.per_name.record_failure(name, now)
-        if client:
-            self.per_client.record_failure(client, now)
+        key = self._key(name, client)
+        with self._lock:
+            entry = self._current(key, now)
+            self._failures[key] = ((entry[0] if entry else 0) + 1, now)
+            if len(self._failures) > 10_000:  # bounded memory under a spray of names
+                for k in [k for k, (_, last) in self._failures.items() if now - last >= self.forget_after]:
+                    del self._failures[k]
 
-    def record_success(self, name: str) -> None:
-        self.per_name.record_success(name)
+    def record_success(self, name: str, client: str | None) -> None:
+        with self._lock:
+            self._failures.pop(self._key(name, client), None)
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+SESSION_COOKIE = "curation_session"
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{43}$")
+
+
+def new_session_token() -> str:
+    """A random session token (256 bits, URL- and cookie-safe). Only its hash is stored."""
+    return secrets.token_urlsafe(32)
+
+
+def session_token_hash(token: str) -> str | None:
+    """The stored form of a token (SHA-256 hex; the token is random, so no salt or slow hash is
+    needed), or None if `token` is not shaped like one of ours (a forged or mangled cookie)."""
+    if not isinstance(token, str) or not _TOKEN_RE.match(token):
+        return None
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)

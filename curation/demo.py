@@ -114,3 +114,24 @@ STEPS: tuple[tuple[str, Callable[..., dict[str, Any]]], ...] = (
 
 def ingest(store: Store) -> list[Any]:
     return ingest_sample(store)
+
+
+DEMO_LOOP = {"model": DEMO_MODEL, "retrain_after": 20, "k": 20, "strategy": "badge", "epochs": 1}
+
+
+def ensure_loop(store: Store) -> dict[str, Any]:
+    """Turn the loop on once with a tfidf policy (a round takes seconds on a CPU): after 20
+    labels by people the worker beside the app retrains, re-scores and queues 20 questions."""
+    from curation.services import loop
+
+    status = loop.loop_status(store)
+    if status["configured"]:
+        return {"created": False, "policy": status["policy"]}
+    return {"created": True, "policy": loop.set_policy(store, dict(DEMO_LOOP), by="demo")["policy"]}
+
+
+def worker_command(db: str | os.PathLike[str]) -> list[str]:
+    """The `curation worker` started beside the demo's app (CPU: the demo model is tfidf)."""
+    import sys
+
+    return [sys.executable, "-c", "from curation.cli import main; main()", "worker", "--db", str(db), "--device", "cpu"]

@@ -3,12 +3,14 @@ is the one way a chart becomes a PNG file.
 
 Maintainer pages:
 
-- `labels_per_day`: stacked bars of label rows per day and source;
+- `labels_per_day`: stacked bars of people's labels per day and source (`split_by_origin`
+  keeps imported benchmark tags out of it);
 - `agreement_per_benchmark`: Krippendorff's alpha (or another coefficient) per benchmark with
   its bootstrap 95 % CI, from `curation.agreement.agreement_report(...)["per_group"]`;
 - `reasoning_share`: share of current labels that are `reasoning`, per benchmark, with a
   Wilson 95 % CI (`curation.metrics.wilson_ci`);
-- `kappa_over_rounds`: model-gold and human-human Cohen's kappa per active-learning round.
+- `kappa_over_rounds`: model-gold and human-human Cohen's kappa per active-learning round
+  (points with CI bars side by side; lines only from two rounds on).
 
 Files:
 
@@ -33,25 +35,48 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
-from curation import paper
+from curation import paper, rules
 from curation.evaluate import SETTINGS
 from curation.metrics import wilson_ci
 
 COEFFICIENTS = ("krippendorff_alpha", "fleiss_kappa", "mean_pairwise_cohen", "percent_agreement")
+COEFFICIENT_NAMES = {
+    "krippendorff_alpha": "Krippendorff's alpha",
+    "fleiss_kappa": "Fleiss' kappa",
+    "mean_pairwise_cohen": "Cohen's kappa (mean pairwise)",
+    "percent_agreement": "Percent agreement",
+}
+SOURCE_NAMES = {"app": "this app", "label_studio": "Label Studio", "import": "imported tags"}
+
+
+def split_by_origin(rows: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """(`{day, source, labels}` rows of people's labels, how many imported label rows left out):
+    a chart never mixes people's labels with benchmarks' imported tags (`curation.rules`)."""
+    people: list[dict[str, Any]] = []
+    imported = 0
+    for r in rows:
+        if rules.is_human(str(r["source"])):
+            people.append(dict(r))
+        else:
+            imported += int(r["labels"])
+    return people, imported
 
 
 def labels_per_day(rows: Iterable[Mapping[str, Any]]) -> alt.Chart:
-    """`rows`: `{day, source, labels}`."""
+    """`rows`: `{day, source, labels}` (people's labels: `split_by_origin`). One bar per day
+    (a day is a category, so one day is one readable bar), stacked by where it was given."""
     df = pd.DataFrame(list(rows), columns=["day", "source", "labels"])
-    df["day"] = pd.to_datetime(df["day"])
+    df["day"] = pd.to_datetime(df["day"]).dt.strftime("%Y-%m-%d")
+    df["source"] = [SOURCE_NAMES.get(str(s), str(s)) for s in df["source"]]
     return (
-        alt.Chart(df, title="Labels per day")
-        .mark_bar()
+        alt.Chart(df, title="People's labels per day")
+        .mark_bar(size=28)
         .encode(
-            x=alt.X("yearmonthdate(day):T", title="day"),
-            y=alt.Y("sum(labels):Q", title="label rows"),
-            color=alt.Color("source:N"),
-            tooltip=["day:T", "source:N", "labels:Q"],
+            x=alt.X("day:O", title="Day (UTC)", axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("sum(labels):Q", title="Labels"),
+            color=alt.Color("source:N", title="Given in"),
+            tooltip=[alt.Tooltip("day:O", title="Day"), alt.Tooltip("source:N", title="Given in"),
+                     alt.Tooltip("labels:Q", title="Labels")],
         )
     )
 
@@ -74,13 +99,18 @@ def agreement_per_benchmark(
     per_group: Mapping[str, Mapping[str, Any]], coefficient: str = "krippendorff_alpha"
 ) -> alt.LayerChart:
     df = agreement_table(per_group, coefficient)
-    base = alt.Chart(df, title=f"{coefficient.replace('_', ' ')} per benchmark (95 % CI)")
+    name = COEFFICIENT_NAMES[coefficient]
+    base = alt.Chart(df, title=f"{name} per benchmark (95 % CI)")
+    x = alt.X("value:Q", title=name, scale=alt.Scale(domain=[-1, 1]))
     points = base.mark_point(filled=True, size=80).encode(
-        x=alt.X("value:Q", title=coefficient, scale=alt.Scale(domain=[-1, 1])),
+        x=x,
         y=alt.Y("benchmark:N", title=None),
-        tooltip=["benchmark:N", "value:Q", "ci_low:Q", "ci_high:Q", "n_items:Q"],
+        tooltip=[alt.Tooltip("benchmark:N", title="Benchmark"), alt.Tooltip("value:Q", title=name, format=".3f"),
+                 alt.Tooltip("ci_low:Q", title="95 % CI low", format=".3f"),
+                 alt.Tooltip("ci_high:Q", title="95 % CI high", format=".3f"),
+                 alt.Tooltip("n_items:Q", title="Items")],
     )
-    bars = base.mark_rule().encode(x="ci_low:Q", x2="ci_high:Q", y="benchmark:N")
+    bars = base.mark_rule().encode(x=alt.X("ci_low:Q", title=name), x2="ci_high:Q", y="benchmark:N")
     return alt.LayerChart(layer=[bars, points])
 
 
@@ -113,7 +143,9 @@ def reasoning_share(current: Iterable[Mapping[str, Any]]) -> alt.LayerChart:
 
 def kappa_over_rounds(rounds: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
     """`rounds`: `{round, kappa, kappa_ci, human_kappa, human_kappa_ci}` (as in
-    `curation.cli.model.al_status()["rounds"]`); one line per comparison with 95 % CI bars."""
+    `curation.cli.model.al_status()["rounds"]`): per round a point per comparison with its
+    95 % CI bar, side by side (never on top of each other); lines join rounds when there
+    are two or more."""
     rows = []
     for r in rounds:
         lo, hi = r["kappa_ci"] or [None, None]
@@ -122,12 +154,21 @@ def kappa_over_rounds(rounds: Sequence[Mapping[str, Any]]) -> alt.LayerChart:
             hlo, hhi = r["human_kappa_ci"] or [None, None]
             rows.append({"round": r["round"], "who": "human vs human", "kappa": r["human_kappa"], "lo": hlo, "hi": hhi})
     df = pd.DataFrame(rows, columns=["round", "who", "kappa", "lo", "hi"])
-    base = alt.Chart(df).encode(x=alt.X("round:O", title="round"), color=alt.Color("who:N", title=None))
-    return (
-        base.mark_line(point=True).encode(y=alt.Y("kappa:Q", title="Cohen's kappa (95 % CI)", scale=alt.Scale(domain=[-0.2, 1])),
-                                          tooltip=["round", "who", alt.Tooltip("kappa:Q", format=".3f")])
-        + base.mark_errorbar().encode(y="lo:Q", y2="hi:Q")
-    ).properties(title="Agreement on the gold set over rounds", height=300)
+    title = "Cohen's kappa (95 % CI)"
+    base = alt.Chart(df).encode(x=alt.X("round:O", title="Round", axis=alt.Axis(labelAngle=0)),
+                                xOffset=alt.XOffset("who:N"), color=alt.Color("who:N", title=None))
+    y = alt.Y("kappa:Q", title=title, scale=alt.Scale(domain=[-0.2, 1]))
+    points = base.mark_point(filled=True, size=90).encode(
+        y=y, tooltip=[alt.Tooltip("round:O", title="Round"), alt.Tooltip("who:N", title="Comparison"),
+                      alt.Tooltip("kappa:Q", title="Kappa", format=".3f"),
+                      alt.Tooltip("lo:Q", title="95 % CI low", format=".3f"),
+                      alt.Tooltip("hi:Q", title="95 % CI high", format=".3f")])
+    errs = base.mark_rule(strokeWidth=2).encode(y=alt.Y("lo:Q", title=title), y2="hi:Q")
+    layers: list[Any] = [errs, points]
+    if df["round"].nunique() > 1:
+        layers.insert(0, alt.Chart(df).mark_line(opacity=0.5).encode(
+            x=alt.X("round:O", title="Round"), y=y, color=alt.Color("who:N", title=None)))
+    return alt.LayerChart(layer=layers).properties(title="Agreement on the gold set over rounds", height=300)
 
 
 def share_chart(stats: Sequence[Mapping[str, Any]]) -> alt.LayerChart:

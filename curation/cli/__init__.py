@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from curation.cli import app_cmds, core, ls, model, release
+from curation.cli import app_cmds, core, jobs, ls, model, release
 
 app = typer.Typer(
     name="curation",
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (core, app_cmds, model, ls, release):
+for module in (core, app_cmds, model, jobs, ls, release):
     module.register(app)
 
 

@@ -12,6 +12,7 @@ from curation import adapters
 from curation.cli._common import DbOption, JsonOption, console, handle_errors, print_json, store
 from curation.errors import InputError
 from curation.ingest import IngestReport, ingest_paths, ingest_sample
+from curation.store import Store
 
 
 def _report_table(reports: list[IngestReport]) -> Table:
@@ -116,13 +117,8 @@ def demo(
     """The main job on the embedded defaults: ingest the bundled sample, create demo users and a
     gold batch, train a first classifier and score the store, build a release, start the app."""
     import os
-    import signal
-    import subprocess
-    import time
-    import urllib.request
 
     from curation import demo as D
-    from curation.cli.app_cmds import app_command
     from curation.cli.model import progress_bar
 
     s = store(db, create=True)
@@ -159,10 +155,27 @@ def demo(
     if no_app:
         console.print("demo ready (no app)")
         return
-    port = port or int(os.environ.get("CURATION_DEMO_PORT") or 8501)
+    _serve_demo(s, port or int(os.environ.get("CURATION_DEMO_PORT") or 8501))
+
+
+def _serve_demo(s: Store, port: int) -> None:
+    """Step 6: the app, and the loop's worker beside it, until Ctrl-C or SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from curation import demo as D
+    from curation.cli.app_cmds import app_command
+
     console.print(f"[bold]6/6 app[/] on http://127.0.0.1:{port}")
     env = {**os.environ, "CURATION_DB": str(s.path)}
+    policy = D.ensure_loop(s)["policy"]
+    console.print(f"  the loop: a worker beside the app retrains ({policy['model']}) after every "
+                  f"{policy['retrain_after']} labels by people and queues the next {policy['k']} questions")
     proc = subprocess.Popen(app_command(port, str(s.path)), env=env)
+    worker = subprocess.Popen(D.worker_command(s.path), env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -180,9 +193,11 @@ def demo(
     except KeyboardInterrupt:
         pass
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        for child in (worker, proc):  # the worker finishes its current job, then stops
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in (worker, proc):
+            child.wait(timeout=60)
 
 
 def store_init(db: DbOption = None, as_json: JsonOption = False) -> None:

@@ -233,6 +233,14 @@ class LabelStudioApi:
     def whoami(self) -> dict[str, Any]:
         return dict(self._request("who-am-i", "GET", "api/current-user/whoami"))
 
+    def organization(self) -> dict[str, Any]:
+        """The organization of the key's user (its id and `created_at` identify the server)."""
+        me = self.whoami()
+        oid = me.get("active_organization")
+        if oid is None:
+            return {}
+        return dict(self._request("read organization", "GET", f"api/organizations/{int(oid)}"))
+
     def find_projects(self, title: str) -> list[dict[str, Any]]:
         """Projects with exactly this title (the list endpoint is paginated)."""
         out: list[dict[str, Any]] = []

@@ -17,7 +17,6 @@ They take plain dicts and return plain values; unit-tested without a server.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ class TaskRef:
     question_id: str
     batch_id: str | None
     suggestion_shown: bool
+    suggestion_label: str | None = None  # the suggestion pushed with it, when shown
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,12 @@ class VersionRow:
     annotator: str
     event_id: str
     seen_at: datetime
+    ls_completed_by: int | None = None
+    ls_updated_by: int | None = None
+    edited_from: str | None = None  # the annotator, when `annotator` is someone who edited
+    lead_time: float | None = None  # seconds spent, as Label Studio reports it
+    accepted_prediction: bool | None = None  # the suggestion submitted unchanged
+    ground_truth: bool | None = None
 
 
 def config_path(name: str = DEFAULT_CONFIG) -> Path:
@@ -185,6 +191,7 @@ def annotation_to_row(
     task: TaskRef,
     annotator: str,
     guidelines_version: str | None,
+    edited_from: str | None = None,
 ) -> Annotation:
     """One version of a Label Studio annotation as an append-only `Annotation` row.
 
@@ -215,7 +222,8 @@ def annotation_to_row(
         event_id=annotation_event_id(server, project_id, ann_id, updated),
         confidence=confidence,
         rationale=rationale,
-        source_ref=source_ref(server, project_id, task.task_id, ann_id, updated),
+        source_ref=source_ref(server, project_id, task.task_id, ann_id, updated)
+        + (f"&edited_from={edited_from}" if edited_from else ""),
         guidelines_version=guidelines_version,
         suggestion_shown=task.suggestion_shown,
         batch_id=task.batch_id,
@@ -243,12 +251,38 @@ def resolve_annotator(
 
 @dataclass
 class PagePlan:
-    """What one page of the listing adds to the store."""
+    """What one page of the listing adds to the store. `invalid`: annotations not stored
+    because their content is not ours (an unknown label value); they are not marked seen."""
 
     rows: list[Annotation] = field(default_factory=list)
     versions: list[VersionRow] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+    invalid: int = 0
+
+
+def row_content(row: Annotation) -> tuple[Any, ...]:
+    """What a label row says, whoever says it: a new version saying the same (a ground-truth
+    toggle, a save without change) is recorded as seen without a new row."""
+    return (row.action, row.label, row.confidence, row.rationale)
+
+
+def _user_id(value: Any) -> int | None:
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return int(value) if value is not None else None
+
+
+def _version_meta(ann: Mapping[str, Any], ref: TaskRef, label: str | None) -> dict[str, Any]:
+    """The provenance fields of a version (time spent, suggestion accepted, ground truth)."""
+    lead = ann.get("lead_time")
+    parent = ann.get("parent_prediction")
+    return {
+        "lead_time": float(lead) if isinstance(lead, int | float) else None,
+        "accepted_prediction": (parent is not None and ref.suggestion_label is not None
+                                and label == ref.suggestion_label),
+        "ground_truth": bool(ann.get("ground_truth")) if "ground_truth" in ann else None,
+    }
 
 
 def plan_page(
@@ -261,12 +295,18 @@ def plan_page(
     known: set[tuple[int, str]],
     guidelines_version: str | None,
     now: datetime,
+    latest: dict[int, tuple[Any, ...]] | None = None,
 ) -> PagePlan:
     """New label rows and version records for one page of tasks (pure).
 
     Versions in `known` (annotation id, updated_at) are skipped; tasks missing from
-    `task_map` are reported as problems (they were not pushed by us).
+    `task_map` are reported as problems (they were not pushed by us). A version whose
+    `updated_by` is not its `completed_by` is the editor's row (`edited_from` names the
+    annotator), never the annotator's. A version saying what `latest[annotation id]` (the
+    `row_content` of its latest stored version, updated here) says is recorded as seen with
+    that row's event id, without a new row.
     """
+    latest = {} if latest is None else latest
     plan = PagePlan()
     for t in tasks:
         task_id = int(t["id"])
@@ -291,24 +331,35 @@ def plan_page(
             updated = str(ann.get("updated_at") or ann.get("created_at"))
             if (ann_id, updated) in known:
                 continue
-            uid = ann.get("completed_by")
-            if isinstance(uid, Mapping):
-                uid = uid.get("id")
-            annotator = users.get(int(uid)) if uid is not None else None
-            annotator = annotator or f"ls-user-{uid}"
+            owner_id, editor_id = _user_id(ann.get("completed_by")), _user_id(ann.get("updated_by"))
+            owner = users.get(owner_id) if owner_id is not None else None
+            owner = owner or f"ls-user-{owner_id}"
+            edited_from = None
+            annotator = owner
+            if editor_id is not None and editor_id != owner_id:
+                annotator = users.get(editor_id) or f"ls-user-{editor_id}"
+                edited_from = owner
             try:
                 row = annotation_to_row(
                     ann, server=server, project_id=project_id, task=ref, annotator=annotator,
-                    guidelines_version=guidelines_version,
+                    guidelines_version=guidelines_version, edited_from=edited_from,
                 )
             except InputError as exc:
                 plan.problems.append(str(exc))
+                plan.invalid += 1
                 continue
-            plan.rows.append(row)
+            previous = latest.get(ann_id)
+            event_id = row.event_id
+            if previous is not None and previous[1:] == row_content(row):
+                event_id = previous[0]  # nothing new was said: no row
+            else:
+                plan.rows.append(row)
+                latest[ann_id] = (event_id, *row_content(row))
             plan.versions.append(VersionRow(
                 server=server, project_id=project_id, ls_annotation_id=ann_id, updated_at=updated,
                 kind="version", task_id=task_id, question_id=ref.question_id, annotator=annotator,
-                event_id=row.event_id, seen_at=now,
+                event_id=event_id, seen_at=now, ls_completed_by=owner_id, ls_updated_by=editor_id,
+                edited_from=edited_from, **_version_meta(ann, ref, row.label),
             ))
     return plan
 
@@ -368,9 +419,10 @@ def plan_deletions(
 
 
 def instructions_html(guidelines_markdown: str) -> str:
-    """The guidelines as the project's instructions (escaped, shown as preformatted text)."""
-    return (
-        '<div style="white-space: pre-wrap; font-family: inherit">'
-        + html.escape(guidelines_markdown)
-        + "</div>"
-    )
+    """The guidelines (Markdown) as the project's instructions: HTML made only of tags Label
+    Studio keeps (its `bleach` allow-list: headings, paragraphs, lists, emphasis, code,
+    blockquote, tables), no styles (it strips them). Raw HTML in the Markdown is escaped."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
+    return md.render(guidelines_markdown)

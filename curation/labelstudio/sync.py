@@ -39,10 +39,16 @@ Pull (`curation ls pull [--project NAME]`)
     map-user`), else an app user named like the LS email, username or (if unique)
     email local part, else the email; a mapping is fixed when first seen.
 
+    An edit whose `updated_by` is not the annotator is the *editor's* row (the original
+    annotator's label stays theirs); a version that says nothing new (a ground-truth
+    toggle) is marked seen without a row. Before a project is pulled its label config is
+    compared with ours (`projects.check_project`): a deleted project or a changed config
+    is reported and skipped, nothing stored or marked seen; the others are pulled.
+
     Consistency: each page is written in **one transaction** (its label rows and the
     versions it records), so a server that dies mid-pull leaves the store with whole
-    pages only; the command fails (with the same `LabelStudioError` subclass) with a
-    message saying how many pages were stored and to run it again, and the next pull skips what is stored (no duplicates). Deletions
+    pages only; the command fails with a message saying how many pages were stored and
+    to run it again, and the next pull skips what is stored (no duplicates). Deletions
     are only decided after a *complete* listing, and each one is confirmed by a 404 for
     that annotation: an annotation stored before but no longer in Label Studio gets a
     `retract` row (or, if the same annotator still has
@@ -53,18 +59,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from curation.errors import CurationError, InputError, NotFoundError
+from curation.labelstudio import projects
 from curation.labelstudio.api import (
     Connection,
     LabelStudioApi,
+    LabelStudioAuthError,
     LabelStudioError,
-    LabelStudioNotFound,
-    normalize_server,
 )
+from curation.labelstudio.checks import config_drift, expected_settings
 from curation.labelstudio.mapping import (
     PagePlan,
     TaskRef,
@@ -73,7 +81,6 @@ from curation.labelstudio.mapping import (
     plan_deletions,
     plan_page,
     question_to_task,
-    resolve_annotator,
     suggestion_to_prediction,
 )
 from curation.store import Store, utcnow
@@ -85,7 +92,8 @@ PROJECT_PREFIX = "curation "
 # `include=` of the task listing. Label Studio applies it to the task *and* to its nested
 # annotations, so this asks for exactly the annotation fields we map (about half the
 # server time of the full listing).
-PULL_FIELDS = "id,annotations,result,updated_at,created_at,completed_by,was_cancelled"
+PULL_FIELDS = ("id,annotations,result,updated_at,created_at,completed_by,updated_by,was_cancelled,"
+               "lead_time,parent_prediction,ground_truth")
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,8 @@ class PushResult:
     n_existing: int
     n_predictions: int
     seconds: float
+    settings_drift: str | None = None  # settings changed by hand (restored with fix_settings)
+    settings_fixed: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,16 @@ class PullResult:
     n_deleted: int
     problems: tuple[str, ...]
     seconds: float
+    status: str = "ok"  # 'ok' | 'skipped' (deleted, unreachable) | 'config drift'
+    message: str | None = None  # why it was skipped
+    n_invalid: int = 0  # annotations not stored: a label value that is not ours
+    over_k: tuple[str, ...] = ()  # tasks with more labels than the overlap K
+    settings_drift: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Everything of this project was stored (the command exits 0 only if all are)."""
+        return self.status == "ok" and self.n_invalid == 0
 
 
 def default_project_name(batch_id: str) -> str:
@@ -120,7 +140,7 @@ def default_project_name(batch_id: str) -> str:
 
 def project_url(conn_or_server: Connection | str, project_id: int) -> str:
     base = conn_or_server.url if isinstance(conn_or_server, Connection) else conn_or_server
-    return f"{base.rstrip('/')}/projects/{project_id}/data"
+    return projects.project_url(base, project_id)
 
 
 # ---------------------------------------------------------------------------------------
@@ -138,17 +158,30 @@ def _guidelines() -> tuple[str | None, str]:
         return None, ""
 
 
-def _ensure_project(
-    store: Store, api: LabelStudioApi, *, name: str, overlap: int, show_suggestions: bool,
-    model_version: str | None, now: datetime,
-) -> ls_store.ProjectRef:
-    server = api.conn.server
-    known = store.run(lambda con: ls_store.projects(con, server, name=name))
-    for ref in known:
-        try:
-            api.get_project(ref.project_id)
-        except LabelStudioNotFound:
-            continue  # deleted in Label Studio: make a new one
+@dataclass(frozen=True)
+class _Target:
+    """The project a push goes to, and the settings drift found on it."""
+
+    ref: ls_store.ProjectRef
+    settings_drift: str | None = None
+    settings_fixed: bool = False
+
+
+def _known_project(
+    store: Store, api: LabelStudioApi, server: str, *, name: str, overlap: int,
+    show_suggestions: bool, model_version: str | None, fix_settings: bool, now: datetime,
+) -> _Target | None:
+    """The live project titled `name` we pushed to before, checked; None if there is none.
+    One deleted in Label Studio is retired; a drifted label config stops the push."""
+    for ref in store.run(lambda con: ls_store.projects(con, server, name=name)):
+        check = projects.check_project(api, ref)
+        if check.info is None:
+            store.run(partial(ls_store.retire_project, server=server, project_id=ref.project_id,
+                              reason="deleted in Label Studio (found by push)", at=now))
+            continue  # make a new one
+        if check.config_diff:
+            raise InputError(projects.config_drift_message(ref, check.config_diff)
+                             .replace("pull again", "push again"))
         if ref.overlap != overlap or ref.show_suggestions != show_suggestions:
             raise InputError(
                 f"project {name!r} (id {ref.project_id}) holds batches with overlap "
@@ -156,9 +189,24 @@ def _ensure_project(
                 f"this batch has overlap {overlap} and suggestions "
                 f"{'on' if show_suggestions else 'off'}: push it with another --project"
             )
+        if fix_settings:
+            projects.fix_settings(api, ref, check)
         if show_suggestions and model_version:
             api.update_project(ref.project_id, model_version=model_version)
-        return ref
+        return _Target(ref, check.settings_message, fix_settings and bool(check.settings))
+    return None
+
+
+def _ensure_project(
+    store: Store, api: LabelStudioApi, server: str, *, name: str, overlap: int,
+    show_suggestions: bool, model_version: str | None, fix_settings: bool, now: datetime,
+) -> _Target:
+    known = _known_project(
+        store, api, server, name=name, overlap=overlap, show_suggestions=show_suggestions,
+        model_version=model_version, fix_settings=fix_settings, now=now,
+    )
+    if known is not None:
+        return known
     version, body = _guidelines()
     existing = api.find_projects(name)
     if len(existing) > 1:
@@ -166,17 +214,10 @@ def _ensure_project(
             f"Label Studio has {len(existing)} projects titled {name!r}; rename all but one "
             "or push with another --project"
         )
-    settings: dict[str, Any] = {
-        "maximum_annotations": overlap,
-        "overlap_cohort_percentage": 100,
-        "show_collab_predictions": bool(show_suggestions),
-        "evaluate_predictions_automatically": False,
-        "enable_empty_annotation": False,
-        "show_skip_button": True,
-        "sampling": "Sequential sampling",
-    }
+    settings = expected_settings(overlap=overlap, show_suggestions=show_suggestions)
     if show_suggestions and model_version:
         settings["model_version"] = model_version
+    ours = load_label_config()
     if existing:
         pid = int(existing[0]["id"])
         current = api.get_project(pid)
@@ -185,11 +226,15 @@ def _ensure_project(
                 f"Label Studio project {name!r} (id {pid}) has overlap "
                 f"{current.get('maximum_annotations')}, the batch {overlap}; push with another --project"
             )
+        diff = config_drift(ours, str(current.get("label_config") or ""))
+        if diff:
+            raise InputError(f"Label Studio project {name!r} (id {pid}) has another labeling "
+                             f"config than curation's; push with another --project:\n{diff}")
         api.update_project(pid, **{k: v for k, v in settings.items() if k != "maximum_annotations"})
     else:
         created = api.create_project(
             title=name,
-            label_config=load_label_config(),
+            label_config=ours,
             description=f"Created by curation: {name}. Labels are pulled with `curation ls pull`.",
             expert_instruction=instructions_html(body) if body else "",
             show_instruction=bool(body),
@@ -199,14 +244,15 @@ def _ensure_project(
     ref = ls_store.ProjectRef(
         server=server, project_id=pid, name=name, overlap=overlap,
         show_suggestions=bool(show_suggestions), guidelines_version=version, created_at=now,
+        label_config=ours,
     )
     store.run(lambda con: ls_store.add_project(con, ref))
-    return ref
+    return _Target(ref)
 
 
 def _reconcile_tasks(store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, now: datetime) -> None:
     """Adopt tasks that exist in the project but are missing from our map (by question id)."""
-    server = api.conn.server
+    server = ref.server
     mapped = store.run(lambda con: ls_store.task_map(con, server, ref.project_id))
     info = api.get_project(ref.project_id)
     n_remote = int(info.get("task_number") or 0)
@@ -236,7 +282,7 @@ def _import_tasks(
 ) -> int:
     """Import `items` (rows of `ls_store.push_items`) in chunks, recording each chunk's task
     map in its own transaction right after its import. Returns the number of predictions."""
-    server = api.conn.server
+    server = ref.server
     n_pred = 0
     for start in range(0, len(items), chunk_size):
         chunk = items[start:start + chunk_size]
@@ -278,11 +324,14 @@ def push_batch(
     *,
     project: str | None = None,
     chunk_size: int = 1000,
+    fix_settings: bool = False,
 ) -> PushResult:
-    """Push a batch as tasks into a (new or reused) project; idempotent. See module doc."""
+    """Push a batch as tasks into a (new or reused) project; idempotent. See module doc.
+    Settings changed by hand on the project are reported (`settings_drift`), or restored
+    with `fix_settings`; a changed label config stops the push."""
     started = time.monotonic()
     now = utcnow()
-    server = api.conn.server
+    server = projects.resolve_server(store, api)
 
     def read(con: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return batches_store.get_batch(con, batch_id), ls_store.push_items(con, batch_id)
@@ -291,10 +340,11 @@ def push_batch(
     show = bool(batch["show_suggestions"]) and batch["kind"] != "gold"
     name = project or default_project_name(batch_id)
     try:
-        ref = _ensure_project(
-            store, api, name=name, overlap=int(batch["overlap"]), show_suggestions=show,
-            model_version=batch.get("model_version"), now=now,
+        target = _ensure_project(
+            store, api, server, name=name, overlap=int(batch["overlap"]), show_suggestions=show,
+            model_version=batch.get("model_version"), fix_settings=fix_settings, now=now,
         )
+        ref = target.ref
         _reconcile_tasks(store, api, ref, now)
         mapped_q = {
             t.question_id
@@ -313,6 +363,7 @@ def push_batch(
         batch_id=batch_id, project_id=ref.project_id, project_name=name,
         url=project_url(api.conn, ref.project_id), n_items=len(items), n_created=len(todo),
         n_existing=len(items) - len(todo), n_predictions=n_pred, seconds=round(seconds, 3),
+        settings_drift=target.settings_drift, settings_fixed=target.settings_fixed,
     )
     store.run(lambda con: ls_store.log_sync(
         con, server=server, project_id=ref.project_id, direction="push", status="ok",
@@ -336,48 +387,6 @@ def _log_failure(
 
 
 # ---------------------------------------------------------------------------------------
-# Users
-# ---------------------------------------------------------------------------------------
-
-
-def _user_map(store: Store, api: LabelStudioApi, now: datetime) -> dict[int, str]:
-    """LS user id -> annotator, recording first-seen mappings."""
-    server = api.conn.server
-    users = api.users()
-
-    def go(con: Any) -> dict[int, str]:
-        mapping = ls_store.user_map(con, server)
-        app_users = ls_store.known_annotators(con)
-        locals_: dict[str, int] = {}
-        for u in users:
-            email = str(u.get("email") or "").lower()
-            if "@" in email:
-                loc = email.split("@", 1)[0]
-                locals_[loc] = locals_.get(loc, 0) + 1
-        new = []
-        for u in users:
-            uid = int(u["id"])
-            if uid not in mapping:
-                name = resolve_annotator(u, app_users, locals_)
-                mapping[uid] = name
-                new.append((uid, u.get("email"), name))
-        ls_store.add_users(con, server, new, now)
-        return mapping
-
-    return dict(store.run(go))
-
-
-def map_user(store: Store, api: LabelStudioApi, email: str, annotator: str) -> dict[str, Any]:
-    """Map a Label Studio user (by email) to our annotator name, for rows pulled from now on."""
-    target = email.strip().lower()
-    matches = [u for u in api.users() if str(u.get("email") or "").lower() == target]
-    if not matches:
-        raise NotFoundError(f"no Label Studio user with email {email!r} on {api.base}")
-    uid = int(matches[0]["id"])
-    store.run(lambda con: ls_store.set_user(con, api.conn.server, uid, target, annotator, utcnow()))
-    return {"ls_user_id": uid, "email": target, "annotator": annotator}
-
-# ---------------------------------------------------------------------------------------
 # Pull
 # ---------------------------------------------------------------------------------------
 
@@ -390,6 +399,7 @@ class _PullProgress:
     n_pages: int = 0
     n_tasks: int = 0
     n_new: int = 0
+    n_invalid: int = 0
     seen: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
 
@@ -400,11 +410,12 @@ def _pull_pages(
     *, page_size: int, now: datetime,
 ) -> None:
     """Store every page of the project's listing, each page in one transaction."""
-    server = api.conn.server
+    server = ref.server
+    latest = store.run(lambda con: ls_store.latest_contents(con, server, ref.project_id))
     for page in api.task_pages(ref.project_id, fields=PULL_FIELDS, page_size=page_size):
         plan = plan_page(
             page, server=server, project_id=ref.project_id, task_map=tmap, users=users,
-            known=known, guidelines_version=ref.guidelines_version, now=now,
+            known=known, guidelines_version=ref.guidelines_version, now=now, latest=latest,
         )
 
         def write(con: Any, plan: PagePlan = plan) -> int:
@@ -412,22 +423,23 @@ def _pull_pages(
             ls_store.add_versions(con, plan.versions)
             return added
 
-        if plan.rows:
+        if plan.versions:
             progress.n_new += store.run(write)
         known.update((v.ls_annotation_id, v.updated_at) for v in plan.versions)
         progress.seen |= plan.seen
         progress.problems.extend(plan.problems)
+        progress.n_invalid += plan.invalid
         progress.n_pages += 1
         progress.n_tasks += len(page)
 
 
 def _record_deletions(
-    con: Any, server: str, ref: ls_store.ProjectRef, tmap: Mapping[int, TaskRef],
+    con: Any, ref: ls_store.ProjectRef, tmap: Mapping[int, TaskRef],
     progress: _PullProgress, *, now: datetime,
 ) -> tuple[int, int]:
     """Write the rows of annotations gone from the complete listing and the sync log entry
     (one transaction). Returns (rows added, annotations deleted)."""
-    seen = progress.seen
+    server, seen = ref.server, progress.seen
     live = ls_store.live_versions(con, server, ref.project_id)
     gone = [v.event_id for aid, v in live.items() if aid not in seen]
     keep = [v.event_id for aid, v in live.items() if aid in seen]
@@ -447,11 +459,20 @@ def _record_deletions(
     return added, len(del_versions)
 
 
+def _stopped(store: Store, ref: ls_store.ProjectRef, progress: _PullProgress, exc: LabelStudioError,
+             now: datetime, what: str) -> LabelStudioError:
+    """The error to raise when a project's pull stopped half-way (logged as failed)."""
+    msg = f"{exc}. Pull of project {ref.name!r} {what}"
+    _log_failure(store, ref.server, ref.project_id, "pull", now, msg, n_pages=progress.n_pages,
+                 n_new_rows=progress.n_new)
+    return type(exc)(msg, status=exc.status)
+
+
 def _pull_project(
     store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, users: Mapping[int, str],
     *, page_size: int, now: datetime,
 ) -> PullResult:
-    server = api.conn.server
+    server = ref.server
     started = time.monotonic()
 
     def load(con: Any) -> tuple[dict[int, TaskRef], set[tuple[int, str]]]:
@@ -463,15 +484,10 @@ def _pull_project(
     try:
         _pull_pages(store, api, ref, users, tmap, known, progress, page_size=page_size, now=now)
     except LabelStudioError as exc:
-        msg = (
-            f"{exc}. Pull of project {ref.name!r} stopped after {progress.n_pages} complete "
-            f"page(s) ({progress.n_new} new label row(s) stored, each page in one transaction); "
-            "the store is consistent: run `curation ls pull` again to finish (nothing is "
-            "duplicated)"
-        )
-        _log_failure(store, server, ref.project_id, "pull", now, msg, n_pages=progress.n_pages,
-                     n_new_rows=progress.n_new)
-        raise type(exc)(msg, status=exc.status) from None
+        raise _stopped(store, ref, progress, exc, now, (
+            f"stopped after {progress.n_pages} complete page(s) ({progress.n_new} new label "
+            "row(s) stored, each page in one transaction); the store is consistent: run "
+            "`curation ls pull` again to finish (nothing is duplicated)")) from None
 
     # Deletion candidates are confirmed one by one (they are rare): a task list that shifted
     # under us must not turn a live annotation into a retraction.
@@ -481,82 +497,73 @@ def _pull_project(
             if api.annotation_exists(aid):
                 progress.seen.add(aid)
     except LabelStudioError as exc:
-        msg = (f"{exc}. Pull of project {ref.name!r}: all pages were stored; checking deletions "
-               "failed, run `curation ls pull` again")
-        _log_failure(store, server, ref.project_id, "pull", now, msg, n_pages=progress.n_pages,
-                     n_new_rows=progress.n_new)
-        raise type(exc)(msg, status=exc.status) from None
+        raise _stopped(store, ref, progress, exc, now, (
+            "all pages were stored; checking deletions failed, run `curation ls pull` again"
+        )) from None
 
-    added, n_deleted = store.run(
-        lambda con: _record_deletions(con, server, ref, tmap, progress, now=now)
+    added, n_deleted = store.run(lambda con: _record_deletions(con, ref, tmap, progress, now=now))
+    over = store.run(lambda con: ls_store.over_k_tasks(con, server, ref.project_id, ref.overlap))
+    over_k = tuple(
+        f"project {ref.project_id} task {o['task_id']} (question {o['question_id']}): "
+        f"{len(o['annotators'])} labels for overlap {ref.overlap} "
+        f"({', '.join(o['annotators'])}); Label Studio does not enforce K on a direct POST"
+        for o in over
     )
     return PullResult(
         project_id=ref.project_id, project_name=ref.name, n_pages=progress.n_pages,
         n_tasks=progress.n_tasks, n_seen=len(progress.seen), n_new_rows=progress.n_new + added,
         n_deleted=n_deleted, problems=tuple(progress.problems),
-        seconds=round(time.monotonic() - started, 3),
+        seconds=round(time.monotonic() - started, 3), n_invalid=progress.n_invalid, over_k=over_k,
+    )
+
+
+def _skipped(store: Store, ref: ls_store.ProjectRef, status: str, message: str, now: datetime) -> PullResult:
+    _log_failure(store, ref.server, ref.project_id, "pull", now, message)
+    return PullResult(
+        project_id=ref.project_id, project_name=ref.name, n_pages=0, n_tasks=0, n_seen=0,
+        n_new_rows=0, n_deleted=0, problems=(message,), seconds=0.0, status=status,
+        message=message,
     )
 
 
 def pull(
-    store: Store, api: LabelStudioApi, *, project: str | None = None, page_size: int = 1000
+    store: Store, api: LabelStudioApi, *, project: str | None = None, batch: str | None = None,
+    page_size: int = 1000,
 ) -> list[PullResult]:
-    """Pull annotations of every project pushed to this server (or only `project`)."""
-    server = api.conn.server
-    refs = store.run(lambda con: ls_store.projects(con, server, name=project))
+    """Pull annotations of every live project pushed to this server (or only those titled
+    `project` / holding `batch`). A project deleted in Label Studio, or whose label config
+    was changed, is reported (`status`) and skipped; the others are pulled."""
+    server = projects.resolve_server(store, api)  # asks the server first: "cannot reach"
+    refs = store.run(lambda con: ls_store.projects(con, server, name=project, batch=batch))
     if not refs:
-        which = f"named {project!r} " if project else ""
+        which = " ".join(x for x in (f"named {project!r}" if project else "",
+                                     f"holding batch {batch!r}" if batch else "") if x)
         raise NotFoundError(
-            f"no Label Studio project {which}was pushed to {api.base} from this store; "
-            "run `curation ls push BATCH` first"
+            f"no live Label Studio project {which + ' ' if which else ''}was pushed to "
+            f"{api.base} from this store; run `curation ls push BATCH` first "
+            "(`curation ls projects` lists them)"
         )
     now = utcnow()
     try:
-        users = _user_map(store, api, now)
+        users = projects.user_map(store, api, server, now)
     except LabelStudioError as exc:
         _log_failure(store, server, None, "pull", now, str(exc))
         raise
-    return [_pull_project(store, api, ref, users, page_size=page_size, now=now) for ref in refs]
-
-
-# ---------------------------------------------------------------------------------------
-# Status
-# ---------------------------------------------------------------------------------------
-
-
-def status(store: Store, server: str, api: LabelStudioApi | None = None) -> dict[str, Any]:
-    """Per project: tasks, annotated, pending, last push/pull; live counts when `api` is given.
-
-    `pending` = tasks with fewer current Label Studio annotations than the overlap.
-    """
-    server = normalize_server(server)
-
-    def go(con: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[int, int]]:
-        return (ls_store.project_counts(con, server), ls_store.last_syncs(con, server, limit=10),
-                ls_store.completed_task_counts(con, server))
-
-    counts, syncs, full = store.run(go)
-    projects_out = []
-    for c in counts:
-        pid = int(c["project_id"])
-        entry: dict[str, Any] = {
-            "project_id": pid, "name": c["name"], "url": project_url(server, pid),
-            "overlap": c["overlap"], "suggestions": bool(c["show_suggestions"]),
-            "tasks": int(c["n_tasks"]), "annotated": int(c["n_annotated_tasks"]),
-            "completed": int(full.get(pid, 0)),
-            "pending": int(c["n_tasks"]) - int(full.get(pid, 0)),
-            "annotations": int(c["n_annotations"]), "last_push": c["last_push"],
-            "last_pull": c["last_pull"],
-        }
-        if api is not None:
-            try:
-                info = api.get_project(pid)
-                entry["server_tasks"] = info.get("task_number")
-                entry["server_annotations"] = info.get("total_annotations_number")
-                entry["server_tasks_with_annotations"] = info.get("num_tasks_with_annotations")
-            except LabelStudioError as exc:
-                entry["server_error"] = str(exc)
-        projects_out.append(entry)
-    last_sync = next((s["finished_at"] for s in syncs if s["status"] == "ok"), None)
-    return {"server": server, "projects": projects_out, "last_sync": last_sync,
-            "recent_syncs": syncs}
+    out = []
+    for ref in refs:
+        try:
+            check = projects.check_project(api, ref)
+        except LabelStudioAuthError:
+            raise
+        except LabelStudioError as exc:
+            out.append(_skipped(store, ref, "skipped", f"{exc}; project {ref.name!r} skipped", now))
+            continue
+        if check.error:
+            out.append(_skipped(store, ref, "skipped", check.error, now))
+        elif check.config_diff:
+            out.append(_skipped(store, ref, "config drift",
+                                projects.config_drift_message(ref, check.config_diff), now))
+        else:
+            result = _pull_project(store, api, ref, users, page_size=page_size, now=now)
+            out.append(replace(result, settings_drift=check.settings_message))
+    return out

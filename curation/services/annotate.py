@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -23,7 +24,11 @@ from curation.store import Store, utcnow
 from curation.store import annotations as astore
 from curation.store import batches as bstore
 from curation.store import queue as qstore
+from curation.store import sessions as sstore
 from curation.store import users as ustore
+
+if TYPE_CHECKING:
+    from curation import auth
 
 
 def agreement_summary(
@@ -132,6 +137,36 @@ def undo_and_next(
     return qstore.run_serialized(store, work)
 
 
+def change_label(
+    store: Store, annotator: str, question_id: str, *, label: str, event_id: str,
+    confidence: int | None = None, rationale: str | None = None, guidelines_version: str | None = None,
+) -> bool:
+    """Change one's own earlier answer from the history (`store.queue.change_label`): a new
+    row, the previous kept; False for a repeated event id."""
+    return qstore.run_serialized(store, lambda con: qstore.change_label(
+        con, annotator, question_id, label=label, event_id=event_id, confidence=confidence,
+        rationale=rationale, guidelines_version=guidelines_version, now=utcnow()))
+
+
+def my_answers(store: Store, annotator: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """The annotator's own answers given in the app, one per question (the latest), newest
+    first, with the question: what "My progress" lists and reopens."""
+    return store.run(lambda con: astore.own_answers(con, annotator, limit=limit))
+
+
+def question_history(store: Store, question_id: str) -> dict[str, Any]:
+    """One question and every row about it (annotations of everyone and every source,
+    adjudications), oldest first: the maintainer's history of a question. Raises
+    NotFoundError for an unknown id."""
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        found = astore.gold_questions(con, [question_id])
+        if question_id not in found:
+            raise NotFoundError(f"no question with id {question_id!r}; check the id (as shown on the pages)")
+        return {"question": found[question_id], **astore.question_history(con, question_id)}
+
+    return store.run(work)
+
+
 def new_event_id() -> str:
     return uuid.uuid4().hex
 
@@ -226,9 +261,17 @@ def adjudicate(store: Store, *, question_id: str, label: str, maintainer: str, n
                                             note=note, created_at=now))
 
 
-def annotation_export(store: Store) -> list[dict[str, Any]]:
-    """Every annotation row (labels, undos, skips), flat and JSON-ready (`labels export`)."""
-    return labels.export_rows(store.run(astore.annotation_rows))
+def annotation_export(
+    store: Store, *, source: str | None = None, annotator: str | None = None, batch: str | None = None,
+    since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Every annotation row (labels, undos, skips), flat and JSON-ready (`labels export`);
+    only those with this `source` / `annotator` / `batch` (batch id) / created at or after
+    `since` (UTC, naive like the store's times) when given."""
+    rows = [r for r in store.run(astore.annotation_rows)
+            if (source is None or r["source"] == source) and (annotator is None or r["annotator"] == annotator)
+            and (batch is None or r["batch_id"] == batch) and (since is None or r["created_at"] >= since)]
+    return labels.export_rows(rows)
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -264,3 +307,114 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 def find_user(store: Store, name: str) -> dict[str, Any] | None:
     """The account named `name` (with its hash, for the login check), or None."""
     return store.run(lambda con: ustore.get_user(con, name)) if name else None
+
+
+def _known_user(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, Any]:
+    user = ustore.get_user(con, name)
+    if user is None:
+        raise NotFoundError(f"no user {name!r}; `curation users list` shows the accounts, `curation users add` creates one")
+    return user
+
+
+def set_disabled(store: Store, name: str, disabled: bool) -> dict[str, Any]:
+    """Disable (or enable) an account. Disabling also ends its app sessions at once (the app
+    re-reads the account before every write and at least once a minute anyway).
+    Returns {"name", "disabled", "changed", "sessions_ended"}."""
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        before = bool(_known_user(con, name)["disabled"])
+        ustore.set_disabled(con, name, disabled)
+        ended = sstore.revoke_user(con, name, utcnow(), "account disabled") if disabled else 0
+        return {"name": name, "disabled": disabled, "changed": before != disabled, "sessions_ended": ended}
+
+    return store.run(work)
+
+
+def reset_password(store: Store, name: str, password: str) -> dict[str, Any]:
+    """Give an account a new password (validated, stored as an Argon2 hash) and end its app
+    sessions (whoever knew the old one is logged out). Returns {"name", "sessions_ended"}."""
+    from curation import auth
+
+    new_hash = auth.hash_password(password)  # validates; slow on purpose, so outside the write
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        _known_user(con, name)
+        ustore.set_password_hash(con, name, new_hash)
+        return {"name": name, "sessions_ended": sstore.revoke_user(con, name, utcnow(), "password reset")}
+
+    return store.run(work)
+
+
+def set_role(store: Store, name: str, role: str) -> dict[str, Any]:
+    """Change an account's role (open sessions pick it up at their next account check).
+    Returns {"name", "role", "previous"}."""
+    from curation import auth
+
+    auth.validate_role(role)
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        previous = _known_user(con, name)["role"]
+        ustore.set_role(con, name, role)
+        return {"name": name, "role": role, "previous": previous}
+
+    return store.run(work)
+
+
+# -- app sessions (the browser keeps the token; the store keeps its hash) --------------------
+
+
+def start_session(store: Store, name: str) -> str:
+    """Open a session for the account `name` (already authenticated) and return its token,
+    for the browser's cookie. Only the token's hash is stored."""
+    from curation import auth
+
+    token = auth.new_session_token()
+    token_hash = auth.session_token_hash(token)
+    assert token_hash is not None
+    store.run(lambda con: sstore.create(con, token_hash, name, utcnow()))
+    return token
+
+
+def resume_session(store: Store, token: str, policy: auth.SessionPolicy, *, touch: bool = True) -> dict[str, Any]:
+    """Check a session token against the store and `policy` (an `auth.SessionPolicy`).
+
+    Returns {"user": {"name", "role", "login_at", "last_seen"} or None, "why": None or a
+    message for the login page}. A token that is unknown, revoked, idle or too old, or whose
+    account is missing or disabled, gives no user (an expired or disabled one is revoked
+    too). `touch` records the visit (`last_seen`) for the idle limit.
+    """
+    from curation import auth
+
+    token_hash = auth.session_token_hash(token)
+    if token_hash is None:
+        return {"user": None, "why": None}
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        row = sstore.lookup(con, token_hash)
+        if row is None:
+            return {"user": None, "why": None}
+        if row["revoked_at"] is not None:
+            why = {"logout": None}.get(row["revoked_why"], f"Your session ended ({row['revoked_why']}).")
+            return {"user": None, "why": why}
+        if row["name"] is None or row["disabled"]:
+            sstore.revoke(con, token_hash, now, "account disabled")
+            return {"user": None, "why": "This account is disabled."}
+        if not policy.is_valid(login_at=row["created_at"], last_seen=row["last_seen"], now=now):
+            sstore.revoke(con, token_hash, now, "expired")
+            return {"user": None, "why": "Your session expired; please log in again."}
+        if touch:
+            sstore.touch(con, token_hash, now)
+        return {"user": {"name": row["name"], "role": row["role"], "login_at": row["created_at"],
+                         "last_seen": now}, "why": None}
+
+    return store.run(work)
+
+
+def end_session(store: Store, token: str, why: str = "logout") -> None:
+    """Revoke a session (logout): its token no longer logs anyone in, in any tab."""
+    from curation import auth
+
+    token_hash = auth.session_token_hash(token)
+    if token_hash is not None:
+        store.run(lambda con: sstore.revoke(con, token_hash, utcnow(), why))

@@ -81,6 +81,11 @@ def _store(store: Store | None, db: str | None) -> Store:
     return store if store is not None else Store(db)
 
 
+def _report(progress: Progress, stage: str, done: int, total: int) -> None:
+    if progress:
+        progress(stage, done, total)
+
+
 def seen_ids(ids: Sequence[str], clf: Any) -> dict[str, list[str]]:
     """The question ids `clf` was fitted and validated on (`Classifier.fit_rows`)."""
     return {role: [ids[i] for i in rows] for role, rows in clf.fit_rows.items()}
@@ -163,20 +168,21 @@ def train_model(
     seen = seen_ids(ids, clf)
     # the file's name, not its path: the source is published in cards and manifests
     clf.info.metrics["train_source"] = "store" if labels == "store" else Path(labels).name
+    _report(progress, "save model", 0, 2)  # then saved (1/2), then registered from the store (2/2)
     path = clf.save(out, also=lambda folder: write_seen_ids(folder, seen))
+    _report(progress, "save model", 1, 2)
     result: dict[str, Any] = {
         "model_version": clf.version, "path": str(path.resolve()), "base": clf.info.base, "kind": clf.info.kind,
         "n_labels": n_train, "reasoning_threshold": clf.threshold, "validation": clf.info.metrics["validation"],
         "gold": gold_report,
     }
-    if labels == "store":
-        from curation.store import models as sm
-
+    if labels == "store":  # `sm` was imported above, in the same case
         result["round"] = _store(store, db).run(lambda con: sm.register_model(
             con, version=clf.version, base_model=clf.info.base, kind=clf.info.kind, path=str(path.resolve()),
             n_train=n_train, train_source="store", threshold=clf.threshold, metrics=finite(clf.info.metrics),
             created_at=utcnow(), seen_ids=seen,
         ))
+    _report(progress, "save model", 2, 2)
     return result
 
 

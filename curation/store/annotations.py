@@ -223,3 +223,40 @@ def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         "SELECT CAST(created_at AS DATE) AS day, source, count(*) AS labels FROM annotations "
         "WHERE action = 'label' GROUP BY ALL ORDER BY day, source"
     ))
+
+
+def own_answers(con: duckdb.DuckDBPyConnection, annotator: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Per question, the annotator's latest row given in the app (label, skip or undo), newest
+    first, with the question's text and options and how many rows they have for it: the
+    history an annotator reopens and changes from (their own rows only)."""
+    cur = con.execute(
+        """SELECT a.question_id, a.action, a.label, a.confidence, a.rationale, a.created_at, a.batch_id,
+                  a.n_rows, q.dataset_name, q.question, q.options
+           FROM (SELECT *, row_number() OVER w AS rn, count(*) OVER (PARTITION BY question_id) AS n_rows
+                 FROM annotations WHERE annotator = ? AND source = 'app'
+                 WINDOW w AS (PARTITION BY question_id ORDER BY created_at DESC, seq DESC)) a
+           LEFT JOIN questions q ON q.id = a.question_id
+           WHERE a.rn = 1 ORDER BY a.created_at DESC, a.seq DESC LIMIT ?""",
+        [annotator, limit],
+    )
+    out = dicts(cur)
+    for r in out:
+        opts = r["options"]
+        r["options"] = json.loads(opts) if isinstance(opts, str) else dict(opts or {})
+    return out
+
+
+def question_history(con: duckdb.DuckDBPyConnection, question_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every row about one question, oldest first: `annotations` (labels, skips, undos of
+    every person and every import, with who, when and source) and `adjudications`."""
+    rows = dicts(con.execute(
+        "SELECT seq, created_at, annotator, action, label, confidence, rationale, source, source_ref, "
+        "batch_id, guidelines_version FROM annotations WHERE question_id = ? ORDER BY created_at, seq",
+        [question_id],
+    ))
+    adjudications = dicts(con.execute(
+        "SELECT created_at, maintainer, label, note FROM adjudications WHERE question_id = ? "
+        "ORDER BY created_at, seq",
+        [question_id],
+    ))
+    return {"annotations": rows, "adjudications": adjudications}

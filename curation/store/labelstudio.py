@@ -39,6 +39,9 @@ class ProjectRef:
     show_suggestions: bool
     guidelines_version: str | None
     created_at: datetime
+    label_config: str | None = None  # the config we pushed (None: pushed before migration 6)
+    retired_at: datetime | None = None
+    retired_reason: str | None = None
 
 
 
@@ -47,23 +50,85 @@ class ProjectRef:
 
 def add_project(con: duckdb.DuckDBPyConnection, ref: ProjectRef) -> None:
     con.execute(
-        "INSERT INTO ls_projects VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+        "INSERT INTO ls_projects (server, project_id, name, overlap, show_suggestions, "
+        "guidelines_version, created_at, label_config) VALUES (?,?,?,?,?,?,?,?) "
+        "ON CONFLICT DO NOTHING",
         [ref.server, ref.project_id, ref.name, ref.overlap, ref.show_suggestions,
-         ref.guidelines_version, ref.created_at],
+         ref.guidelines_version, ref.created_at, ref.label_config],
     )
 
 
 def projects(
-    con: duckdb.DuckDBPyConnection, server: str, *, name: str | None = None
+    con: duckdb.DuckDBPyConnection, server: str, *, name: str | None = None,
+    batch: str | None = None, include_retired: bool = False,
 ) -> list[ProjectRef]:
-    """Projects recorded for `server` (optionally only those titled `name`), oldest first."""
-    sql = "SELECT * FROM ls_projects WHERE server = ?"
+    """Projects recorded for `server`, oldest first: only those titled `name` / holding tasks
+    of `batch` when given; retired ones only with `include_retired`."""
+    sql = "SELECT * FROM ls_projects p WHERE server = ?"
     params: list[Any] = [server]
     if name is not None:
         sql += " AND name = ?"
         params.append(name)
+    if batch is not None:
+        sql += (" AND EXISTS (SELECT 1 FROM ls_tasks t WHERE t.server = p.server "
+                "AND t.project_id = p.project_id AND t.batch_id = ?)")
+        params.append(batch)
+    if not include_retired:
+        sql += " AND retired_at IS NULL"
     rows = dicts(con.execute(sql + " ORDER BY created_at, project_id", params))
     return [ProjectRef(**r) for r in rows]
+
+
+def retire_project(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int, reason: str, at: datetime
+) -> None:
+    """Mark a project retired: no longer pulled or pushed to (its labels stay)."""
+    con.execute(
+        "UPDATE ls_projects SET retired_at = ?, retired_reason = ? "
+        "WHERE server = ? AND project_id = ? AND retired_at IS NULL",
+        [at, reason, server, project_id],
+    )
+
+
+def set_label_config(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int, label_config: str
+) -> None:
+    """Record the label config a project holds as ours (after a push set or checked it)."""
+    con.execute(
+        "UPDATE ls_projects SET label_config = ? WHERE server = ? AND project_id = ?",
+        [label_config, server, project_id],
+    )
+
+
+# -- servers --------------------------------------------------------------------------
+
+
+def servers(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every server key with its current URL, identity and number of projects."""
+    return dicts(con.execute(
+        "SELECT s.server, s.url, s.identity, s.created_at, s.updated_at, "
+        "(SELECT count(*) FROM ls_projects p WHERE p.server = s.server) AS n_projects "
+        "FROM ls_servers s ORDER BY s.created_at, s.server"
+    ))
+
+
+def add_server(
+    con: duckdb.DuckDBPyConnection, server: str, url: str, identity: str | None, at: datetime
+) -> None:
+    con.execute("INSERT INTO ls_servers VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                [server, url, identity, at, at])
+
+
+def update_server(
+    con: duckdb.DuckDBPyConnection, server: str, *, at: datetime, url: str | None = None,
+    identity: str | None = None,
+) -> None:
+    """Set a server key's URL and/or identity (the key, and so every stored row, stays)."""
+    con.execute(
+        "UPDATE ls_servers SET url = coalesce(?, url), identity = coalesce(?, identity), "
+        "updated_at = ? WHERE server = ?",
+        [url, identity, at, server],
+    )
 
 
 # -- tasks ----------------------------------------------------------------------------
@@ -100,11 +165,13 @@ def add_tasks(
 def task_map(con: duckdb.DuckDBPyConnection, server: str, project_id: int) -> dict[int, TaskRef]:
     """task id -> TaskRef for one project."""
     rows = con.execute(
-        "SELECT task_id, question_id, batch_id, suggestion_shown FROM ls_tasks "
-        "WHERE server = ? AND project_id = ?",
+        "SELECT t.task_id, t.question_id, t.batch_id, t.suggestion_shown, "
+        "CASE WHEN t.suggestion_shown THEN bi.suggestion_label END FROM ls_tasks t "
+        "LEFT JOIN batch_items bi ON bi.batch_id = t.batch_id AND bi.question_id = t.question_id "
+        "WHERE t.server = ? AND t.project_id = ?",
         [server, project_id],
     ).fetchall()
-    return {int(r[0]): TaskRef(int(r[0]), r[1], r[2], bool(r[3])) for r in rows}
+    return {int(r[0]): TaskRef(int(r[0]), r[1], r[2], bool(r[3]), r[4]) for r in rows}
 
 
 def push_items(con: duckdb.DuckDBPyConnection, batch_id: str) -> list[dict[str, Any]]:
@@ -217,6 +284,30 @@ def label_rows_by_event(
     }
 
 
+_VERSION_COLUMNS = (
+    "server, project_id, ls_annotation_id, updated_at, kind, task_id, question_id, annotator, "
+    "event_id, seen_at, ls_completed_by, ls_updated_by, edited_from, lead_time, "
+    "accepted_prediction, ground_truth"
+)
+
+
+def latest_contents(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int
+) -> dict[int, tuple[Any, ...]]:
+    """Annotation id -> (event id, *`mapping.row_content`) of its latest stored version, for
+    annotations not seen deleted: a new version saying the same is no new row."""
+    rows = con.execute(
+        """SELECT v.ls_annotation_id, v.event_id, a.action, a.label, a.confidence, a.rationale
+           FROM (SELECT *, row_number() OVER (PARTITION BY ls_annotation_id
+                                              ORDER BY updated_at DESC, seen_at DESC) rn
+                 FROM ls_annotation_versions WHERE server = ? AND project_id = ?) v
+           JOIN annotations a ON a.event_id = v.event_id
+           WHERE v.rn = 1 AND v.kind = 'version'""",
+        [server, project_id],
+    ).fetchall()
+    return {int(r[0]): tuple(r[1:]) for r in rows}
+
+
 def add_versions(con: duckdb.DuckDBPyConnection, rows: Sequence[VersionRow]) -> None:
     if not rows:
         return
@@ -226,9 +317,8 @@ def add_versions(con: duckdb.DuckDBPyConnection, rows: Sequence[VersionRow]) -> 
     con.register("_ls_versions", table)
     try:
         con.execute(
-            "INSERT INTO ls_annotation_versions SELECT server, project_id, ls_annotation_id, "
-            "updated_at, kind, task_id, question_id, annotator, event_id, seen_at "
-            "FROM _ls_versions ON CONFLICT DO NOTHING"
+            f"INSERT INTO ls_annotation_versions ({_VERSION_COLUMNS}) "
+            f"SELECT {_VERSION_COLUMNS} FROM _ls_versions ON CONFLICT DO NOTHING"
         )
     finally:
         con.unregister("_ls_versions")
@@ -271,28 +361,42 @@ def last_syncs(
 
 
 # `cur`: the latest version of each Label Studio annotation of server `$s` not seen deleted
-# (project_id, task_id, ls_annotation_id). Shared by the status queries below.
+# (project_id, task_id, ls_annotation_id, annotator, action of its row). Shared by the
+# status queries below: only `label` rows fill an overlap slot (a skip or an empty
+# submission does not).
 _CURRENT_VERSIONS = """WITH cur AS (
-               SELECT v.project_id, v.task_id, v.ls_annotation_id FROM (
+               SELECT v.project_id, v.task_id, v.ls_annotation_id, v.annotator, a.action FROM (
                    SELECT *, row_number() OVER (PARTITION BY project_id, ls_annotation_id
                                                 ORDER BY updated_at DESC, seen_at DESC) rn
                    FROM ls_annotation_versions WHERE server = $s AND kind = 'version') v
+               JOIN annotations a ON a.event_id = v.event_id
                WHERE v.rn = 1 AND NOT EXISTS (
                    SELECT 1 FROM ls_annotation_versions d
                    WHERE d.server = $s AND d.kind = 'deleted' AND d.project_id = v.project_id
-                     AND d.ls_annotation_id = v.ls_annotation_id))"""
+                     AND d.ls_annotation_id = v.ls_annotation_id)),
+           per_task AS (SELECT project_id, task_id, count(*) FILTER (WHERE action = 'label') n
+                        FROM cur GROUP BY ALL)"""
 
 
 def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str, Any]]:
-    """Per project: tasks pushed, tasks with a current Label Studio label, labels, last pull."""
+    """Per project (retired ones too): tasks pushed, tasks with a current Label Studio label,
+    labels, skips, tasks with K labels (`n_completed`) and with more (`n_over_k`), last syncs."""
     return dicts(con.execute(
         _CURRENT_VERSIONS + """
-           SELECT p.project_id, p.name, p.overlap, p.show_suggestions,
+           SELECT p.project_id, p.name, p.overlap, p.show_suggestions, p.retired_at,
+                  p.retired_reason,
                   (SELECT count(*) FROM ls_tasks t
                     WHERE t.server = $s AND t.project_id = p.project_id) AS n_tasks,
-                  (SELECT count(DISTINCT task_id) FROM cur WHERE cur.project_id = p.project_id)
-                    AS n_annotated_tasks,
-                  (SELECT count(*) FROM cur WHERE cur.project_id = p.project_id) AS n_annotations,
+                  (SELECT count(*) FROM per_task pt WHERE pt.project_id = p.project_id
+                    AND pt.n > 0) AS n_annotated_tasks,
+                  (SELECT count(*) FROM cur WHERE cur.project_id = p.project_id
+                    AND cur.action = 'label') AS n_annotations,
+                  (SELECT count(*) FROM cur WHERE cur.project_id = p.project_id
+                    AND cur.action = 'skip') AS n_skips,
+                  (SELECT count(*) FROM per_task pt WHERE pt.project_id = p.project_id
+                    AND pt.n >= p.overlap) AS n_completed,
+                  (SELECT count(*) FROM per_task pt WHERE pt.project_id = p.project_id
+                    AND pt.n > p.overlap) AS n_over_k,
                   (SELECT max(finished_at) FROM ls_sync_log l WHERE l.server = $s
                     AND l.project_id = p.project_id AND l.direction = 'pull' AND l.status = 'ok')
                     AS last_pull,
@@ -304,13 +408,18 @@ def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str
     ))
 
 
-def completed_task_counts(con: duckdb.DuckDBPyConnection, server: str) -> dict[int, int]:
-    """project id -> tasks with at least `overlap` current Label Studio annotations."""
-    return {int(pid): int(n) for pid, n in con.execute(
-        _CURRENT_VERSIONS + """,
-           per_task AS (SELECT project_id, task_id, count(*) n FROM cur GROUP BY ALL)
-           SELECT p.project_id, count(*) FILTER (WHERE pt.n >= p.overlap)
-           FROM ls_projects p JOIN per_task pt ON pt.project_id = p.project_id
-           WHERE p.server = $s GROUP BY p.project_id""",
-        {"s": server},
-    ).fetchall()}
+def over_k_tasks(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int, overlap: int
+) -> list[dict[str, Any]]:
+    """Tasks of a project with more current labels than its overlap K (Label Studio does not
+    enforce K against a direct POST), with the annotators of those labels."""
+    return dicts(con.execute(
+        _CURRENT_VERSIONS + """
+           SELECT cur.task_id, any_value(t.question_id) AS question_id,
+                  list(cur.annotator ORDER BY cur.annotator) AS annotators
+           FROM cur JOIN ls_tasks t ON t.server = $s AND t.project_id = cur.project_id
+                                   AND t.task_id = cur.task_id
+           WHERE cur.project_id = $p AND cur.action = 'label'
+           GROUP BY cur.task_id HAVING count(*) > $k ORDER BY cur.task_id""",
+        {"s": server, "p": project_id, "k": overlap},
+    ))

@@ -312,3 +312,116 @@ PENDING_PREDICTIONS = Migration(
 )
 
 MIGRATIONS.append(PENDING_PREDICTIONS)
+
+# Label Studio projects that survive real use (issue #17). `ls_servers`: the stable key a
+# server's rows are stored under (`server` in every ls_* table and in event ids: the first
+# URL it was reached at) -> its current URL and its identity (organization id and creation
+# time), so the same server under another URL is recognised; `curation ls move` re-points
+# it. `ls_projects` gains the label config we pushed (drift check) and retirement.
+# `ls_annotation_versions` gains who edited (an edit by someone other than the annotator is
+# the editor's row; `edited_from` names the original annotator), time spent, whether the
+# suggestion was accepted unchanged, and the ground-truth flag.
+LABEL_STUDIO_PROJECTS = Migration(
+    6,
+    "label studio server identity, project retirement, config drift, edit provenance",
+    (
+        """CREATE TABLE ls_servers (
+            server VARCHAR PRIMARY KEY,
+            url VARCHAR NOT NULL UNIQUE,
+            identity VARCHAR,
+            created_at TIMESTAMP NOT NULL,
+            updated_at TIMESTAMP NOT NULL
+        )""",
+        """INSERT INTO ls_servers SELECT DISTINCT server, server, NULL::VARCHAR,
+               current_timestamp::TIMESTAMP, current_timestamp::TIMESTAMP FROM ls_projects""",
+        "ALTER TABLE ls_projects ADD COLUMN label_config VARCHAR",
+        "ALTER TABLE ls_projects ADD COLUMN retired_at TIMESTAMP",
+        "ALTER TABLE ls_projects ADD COLUMN retired_reason VARCHAR",
+        "ALTER TABLE ls_annotation_versions ADD COLUMN ls_completed_by BIGINT",
+        "ALTER TABLE ls_annotation_versions ADD COLUMN ls_updated_by BIGINT",
+        "ALTER TABLE ls_annotation_versions ADD COLUMN edited_from VARCHAR",
+        "ALTER TABLE ls_annotation_versions ADD COLUMN lead_time DOUBLE",
+        "ALTER TABLE ls_annotation_versions ADD COLUMN accepted_prediction BOOLEAN",
+        "ALTER TABLE ls_annotation_versions ADD COLUMN ground_truth BOOLEAN",
+    ),
+)
+
+MIGRATIONS.append(LABEL_STUDIO_PROJECTS)
+
+# Background jobs (`curation worker`, `curation.services.loop`): one row per job with its
+# state, lease and progress; the loop's policy (one row, JSON checked by
+# `curation.jobs.LoopPolicy`) and the history of its rounds. Rules: `curation.jobs`.
+JOBS = Migration(
+    9,
+    "background jobs, the loop policy and its rounds",
+    (
+        "CREATE SEQUENCE jobs_seq START 1",
+        """CREATE TABLE jobs (
+            id BIGINT PRIMARY KEY DEFAULT nextval('jobs_seq'),
+            kind VARCHAR NOT NULL CHECK (kind IN ('train', 'classify', 'al-next', 'release-build', 'ls-pull')),
+            params JSON NOT NULL,
+            state VARCHAR NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+            progress DOUBLE NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 1),
+            message VARCHAR,
+            requested_by VARCHAR,
+            depends_on BIGINT,
+            loop_round INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL DEFAULT 3,
+            created_at TIMESTAMP NOT NULL,
+            started_at TIMESTAMP,
+            finished_at TIMESTAMP,
+            heartbeat_at TIMESTAMP,
+            worker_id VARCHAR,
+            lease_expires_at TIMESTAMP,
+            log_tail VARCHAR,
+            result JSON,
+            error VARCHAR
+        )""",
+        """CREATE TABLE loop_policy (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            policy JSON NOT NULL,
+            paused BOOLEAN NOT NULL DEFAULT false,
+            stopped_reason VARCHAR,
+            updated_at TIMESTAMP NOT NULL,
+            updated_by VARCHAR
+        )""",
+        """CREATE TABLE loop_rounds (
+            round INTEGER PRIMARY KEY,
+            state VARCHAR NOT NULL CHECK (state IN ('running', 'done', 'failed', 'stopped')),
+            forced BOOLEAN NOT NULL DEFAULT false,
+            requested_by VARCHAR,
+            label_seq BIGINT NOT NULL,
+            n_new_labels INTEGER NOT NULL,
+            policy JSON NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            model_version VARCHAR,
+            batch_id VARCHAR,
+            status JSON,
+            message VARCHAR
+        )""",
+    ),
+)
+
+MIGRATIONS.append(JOBS)
+
+# Logged-in sessions of the annotation app, kept on the server so that a reload or a new tab
+# stays logged in (the browser holds only the random token, in a cookie) and logout, a
+# disabled account or a reset password ends them. Only the token's SHA-256 is stored.
+APP_SESSIONS = Migration(
+    7,
+    "app sessions (hashed tokens, expiry, revocation)",
+    (
+        """CREATE TABLE app_sessions (
+            token_hash VARCHAR PRIMARY KEY,
+            user_name VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            revoked_at TIMESTAMP,
+            revoked_why VARCHAR
+        )""",
+    ),
+)
+
+MIGRATIONS.append(APP_SESSIONS)

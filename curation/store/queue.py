@@ -462,6 +462,60 @@ def undo(
     return target
 
 
+def change_label(
+    con: duckdb.DuckDBPyConnection,
+    annotator: str,
+    question_id: str,
+    *,
+    label: str,
+    event_id: str,
+    confidence: int | None = None,
+    rationale: str | None = None,
+    guidelines_version: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Change the annotator's own earlier answer to a question (their history on "My
+    progress"): a new `label` row; the earlier rows are kept (append-only).
+
+    Only an answer given in the app (a Label Studio label is changed there). A change of a
+    label in force keeps the number of raters (the person holds the slot already): always
+    allowed. A skipped or undone question becomes labeled, so it must be open for them as a
+    new label is (`assign.is_open_for`, their live lease counts): else ConflictError and
+    nothing changes. Returns False for a repeated `event_id` (nothing added).
+    """
+    now = now or utcnow()
+    if label not in LABELS:
+        raise InputError(f"label {label!r} is not one of {', '.join(LABELS)}")
+    if con.execute("SELECT 1 FROM annotations WHERE event_id = ?", [event_id]).fetchall():
+        return False
+    last = con.execute(
+        "SELECT action, label, source, batch_id FROM annotations WHERE question_id = ? AND annotator = ? "
+        "ORDER BY created_at DESC, seq DESC LIMIT 1",
+        [question_id, annotator],
+    ).fetchall()
+    if not last or last[0][3] is None:
+        raise PermissionDenied(f"question {question_id!r} has no answer of {annotator!r} to change")
+    action, old, source, batch_id = last[0]
+    if source != "app":
+        raise ConflictError(f"question {question_id} was labeled by you in {source}; change it there.")
+    if action == "label" and old == label:
+        raise ConflictError(f"question {question_id} is already labeled {label!r} by you; nothing changed.")
+    if action != "label":  # a skip or an undo: the new label takes a slot
+        slot = _slot(con, annotator, batch_id, question_id, now)
+        if slot is not None and not assign.is_open_for(False, slot.my_lease, slot.load, slot.overlap):
+            raise ConflictError(
+                f"question {question_id} is already labeled or being labeled by {slot.load} of "
+                f"{slot.overlap} people since you {'skipped' if action == 'skip' else 'undid'} it; "
+                "nothing was recorded."
+            )
+    return append(con, [Annotation(
+        question_id=question_id, annotator=annotator, action="label", label=label, source="app",
+        created_at=now, event_id=event_id, confidence=confidence,
+        rationale=(rationale or "").strip() or None, guidelines_version=guidelines_version,
+        suggestion_shown=False, batch_id=batch_id,  # the history page shows no suggestion
+    )]) == 1
+
+
 # -- status for maintainers ----------------------------------------------------------
 
 

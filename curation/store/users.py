@@ -73,6 +73,20 @@ def set_disabled(con: duckdb.DuckDBPyConnection, name: str, disabled: bool) -> N
     con.execute("UPDATE users SET disabled = ? WHERE name = ?", [disabled, name])
 
 
+def set_password_hash(con: duckdb.DuckDBPyConnection, name: str, password_hash: str) -> None:
+    """Replace an existing account's password hash (`auth.hash_password` made it)."""
+    if get_user(con, name) is None:
+        raise NotFoundError(f"no user {name!r}; `curation users add` creates one")
+    con.execute("UPDATE users SET password_hash = ? WHERE name = ?", [password_hash, name])
+
+
+def set_role(con: duckdb.DuckDBPyConnection, name: str, role: str) -> None:
+    auth.validate_role(role)
+    if get_user(con, name) is None:
+        raise NotFoundError(f"no user {name!r}; `curation users add` creates one")
+    con.execute("UPDATE users SET role = ? WHERE name = ?", [role, name])
+
+
 def set_expertise(con: duckdb.DuckDBPyConnection, name: str, expertise: str) -> None:
     """Record an existing account's annotation expertise (one of `EXPERTISE_LEVELS`)."""
     validate_expertise(expertise)

@@ -148,8 +148,8 @@ def test_router_registers_only_role_pages(monkeypatch: pytest.MonkeyPatch) -> No
         return {spec[0] for section in page_specs(role).values() for spec in section}
 
     assert files("annotator") == {"label.py", "progress.py"}
-    maintainer = {"label.py", "progress.py", "agreement.py", "adjudicate.py", "assignment.py",
-                  "models.py", "labelstudio.py", "releases.py"}
+    maintainer = {"label.py", "progress.py", "overview.py", "agreement.py", "adjudicate.py", "assignment.py",
+                  "models.py", "loop.py", "labelstudio.py", "releases.py"}
     assert files("maintainer") == maintainer
     assert {p.name for p in PAGES.glob("[!_]*.py")} == maintainer  # every page file is routed
 
@@ -231,7 +231,53 @@ def test_progress_page_shows_only_own_work(app_store: Store) -> None:
     at.switch_page("pages/progress.py").run()
     assert at.metric[0].value == "1"
     frame = at.dataframe[0].value
-    assert list(frame["action"]) == ["label"] and list(frame["label"]) == ["reasoning"]
+    assert list(frame["Your answer"]) == ["reasoning"]
+    assert list(frame["Question"]) == [app_store.run(lambda con: con.execute(
+        "SELECT question FROM questions WHERE id = ?", [frame["Question id"][0]]).fetchall()[0][0])]
+    assert "None" not in frame.to_string() and not any("_" in c for c in frame.columns)
+
+
+def test_history_change_is_a_new_row_and_keeps_the_rater_count(app_store: Store) -> None:
+    seed(app_store, n=2, overlap=1)
+    at = login("ann1")
+    first = at.session_state["lab_task"]["question_id"]
+    press(at, "btn_reasoning")
+    press(at, "btn_skip")
+    at.switch_page("pages/progress.py").run()
+    assert {o.split(" · ")[0] for o in at.selectbox(key="hist_qid").options} == {"q0", "q1"}
+    at.selectbox(key="hist_qid").set_value(first).run()
+    assert any(t.value.startswith("Question number") for t in at.text)  # the question is shown
+    event = at.session_state["hist_event"]
+    assert at.button(key=f"hist_to_reasoning_{first}_{event}").disabled  # already its label
+    at.text_input(key=f"hist_rat_{event}").input("second look: pure recall")
+    at.button(key=f"hist_to_knowledge_{first}_{event}").click().run()
+    assert not at.error and "is now knowledge" in at.success[0].value
+    rows = [r for r in app_store.run(astore.annotation_rows) if r["question_id"] == first]
+    assert [(r["action"], r["label"]) for r in rows] == [("label", "reasoning"), ("label", "knowledge")]
+    assert rows[1]["rationale"] == "second look: pure recall"
+    current = {(r["question_id"], r["annotator"]): r["label"] for r in app_store.run(astore.all_current_labels)}
+    assert current == {(first, "ann1"): "knowledge"}  # one rater, the new label
+    # a skipped question can be labeled from the history while it is still open
+    skipped = "q1" if first == "q0" else "q0"
+    at.selectbox(key="hist_qid").set_value(skipped).run()
+    event = at.session_state["hist_event"]
+    at.button(key=f"hist_to_reasoning_{skipped}_{event}").click().run()
+    assert "is now reasoning" in at.success[0].value
+    # K=1 on both: ann1's labels (one changed) hold both slots, nothing is left for ann2
+    assert annotate.fetch_next(app_store, "ann2")["task"] is None
+
+
+def test_history_change_of_a_skip_respects_k(app_store: Store) -> None:
+    seed(app_store, n=1, overlap=1)
+    at = login("ann1")
+    press(at, "btn_skip")
+    taken = annotate.fetch_next(app_store, "ann2")["task"]["question_id"]  # the only slot: ann2's
+    at.switch_page("pages/progress.py").run()
+    event = at.session_state["hist_event"]
+    before = app_store.run(astore.annotation_rows)
+    at.button(key=f"hist_to_knowledge_{taken}_{event}").click().run()
+    assert "already labeled or being labeled by 1 of 1" in at.error[0].value
+    assert app_store.run(astore.annotation_rows) == before
 
 
 def _rows(store: Store) -> list[tuple[str, str, str | None]]:

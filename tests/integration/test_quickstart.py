@@ -68,6 +68,10 @@ def test_demo_command_as_written(tmp_path: Path) -> None:
                 proc.wait(timeout=30)
     stats = Store(db).run(qstore.stats)
     assert stats["questions"] == 7358, output[-3000:]
+    # the loop turns beside the app: a policy is set and a worker was started with it
+    from curation.services import loop
+
+    assert loop.loop_status(Store(db))["configured"] and "the loop: a worker beside the app" in output
     assert stats["labels"]["by_label"]["reasoning"] >= 1291
     # the demo's release says what its numbers are: the classifier trained on the MedXpertQA
     # authors' tags, so those rows are in-sample and the tags are a reference, not human labels

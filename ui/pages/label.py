@@ -1,7 +1,15 @@
 """Labeling: one question at a time, guidelines beside it, keyboard shortcuts on the buttons.
 
 1 = reasoning, 2 = knowledge, S = skip, U = undo last (Streamlit reserves C and R);
-Streamlit shows each button's key on the button itself.
+Ctrl/Cmd+Enter = submit the label chosen under "Your label" (with confidence and rationale).
+Streamlit shows each button's key on the button, and a legend names them all. Plain keys
+never fire inside a text box (Streamlit's shortcut filter: `1` typed in the rationale is
+text); Ctrl/Cmd+Enter does, and Esc leaves the box (`ui.widgets.keyboard_glue`). The action
+bar sits above the question and stays pinned at the top of the window while it scrolls, so
+a long question never pushes the buttons below the fold.
+
+The labeling area is one `st.fragment`: a key press reruns only it (not the router, the
+sidebar or the guidelines), and a rerun that changes nothing reads nothing from the store.
 Each rendered question carries one `event_id`; a double click submits it once.
 
 A label is recorded only for the question that was on screen. The action buttons' widget
@@ -31,6 +39,7 @@ from curation.errors import ConflictError, CurationError
 from curation.labels import load_guidelines
 from curation.services import annotate
 from ui.common import get_store, require_active_user, require_role, show_plain
+from ui.widgets import keyboard_glue
 
 user = require_role("annotator")
 store = get_store()
@@ -113,6 +122,21 @@ def _act(action: str, label: str | None, question_id: str, event_id: str, versio
             st.session_state["lab_error"] = str(exc)
 
 
+def _submit_chosen(question_id: str, event_id: str, version: str) -> None:
+    """Ctrl/Cmd+Enter: label with the label chosen under "Your label" (nothing chosen: say so,
+    keep the screen and its typed rationale)."""
+    chosen = st.session_state.get(f"lab_pick_{event_id}")
+    if chosen is None:
+        st.session_state["lab_error"] = (
+            "Choose a label under \"Your label\" first (or press Esc, then 1 or 2); nothing was recorded.")
+        return
+    _act("label", str(chosen), question_id, event_id, version)
+
+
+def _check_again() -> None:
+    st.session_state.pop("lab_task", None)
+
+
 def _ask_undo(expected: str, event_id: str) -> None:
     """Undo button callback: only note the request; the script body runs it under `_lock`.
     So it comes after every label callback of the same rerun ("1 then U" faster than the
@@ -147,53 +171,38 @@ except CurationError as exc:
     st.error(str(exc))
     st.stop()
 
-with _lock():  # after any action of this session still running in another script thread
-    pending_undo = st.session_state.pop("lab_undo", None)
-    if pending_undo is not None:  # after this rerun's label callbacks (see `_ask_undo`)
-        _undo(*pending_undo)
-    if "lab_task" not in st.session_state:  # leases a question: a write too
-        writer = _writer()
-        if writer is None:
-            st.rerun()
-        _set_state(annotate.fetch_next(store, writer))
-        _read_last(ME)
-    elif "lab_last" not in st.session_state:
-        _read_last(ME)
-    task: dict[str, Any] | None = st.session_state["lab_task"]
-    done, remaining, share = st.session_state["lab_progress"]
-    event_id: str = st.session_state["lab_event"]
-    last: str = st.session_state["lab_last"]
-undo_help = f"Undo your last action (question {last})" if last else "Nothing to undo yet"
+ACTIONS = "lab_actions"  # the pinned action bar's container key
+LEGEND = ("Keys: **1** reasoning · **2** knowledge · **S** skip · **U** undo last · "
+          "**Ctrl/⌘+Enter** submit the label chosen below (also from inside the rationale) · "
+          "**Esc** leave a text box")
 
-st.progress(share, text=f"{done} done, {remaining} left in your queue")
-flash = st.session_state.pop("lab_flash", None)
-if flash:
-    st.toast(flash)
-err = st.session_state.pop("lab_error", None)
-if err:
-    st.error(err)
 
-main, side = st.columns([3, 2], gap="large")
-with side:
-    st.subheader(f"Guidelines (version {version})")
-    with st.container(height=600):
-        st.markdown(guidelines)  # our own versioned file, not question text
+def _read_state() -> tuple[dict[str, Any] | None, tuple[int, int, float], str, str]:
+    """The screen's state, after any action of this session still running in another script
+    thread; runs a pending undo and the first lease (writes: checked in `_writer`)."""
+    with _lock():
+        pending_undo = st.session_state.pop("lab_undo", None)
+        if pending_undo is not None:  # after this rerun's label callbacks (see `_ask_undo`)
+            _undo(*pending_undo)
+        if "lab_task" not in st.session_state:  # leases a question: a write too
+            writer = _writer()
+            if writer is None:
+                st.rerun()
+            assert writer is not None
+            _set_state(annotate.fetch_next(store, writer))
+            _read_last(writer)
+        elif "lab_last" not in st.session_state:
+            _read_last(ME)
+        return (st.session_state["lab_task"], st.session_state["lab_progress"],
+                st.session_state["lab_event"], st.session_state["lab_last"])
 
-with main:
-    if task is None:
-        st.success("Your queue is empty: nothing left to label right now. Thank you!")
-        st.button("Undo last", key=f"undo_empty_{event_id}", shortcut="u", help=undo_help,
-                  on_click=_ask_undo, args=(last, event_id))
-        if st.button("Check again", key="refresh"):
-            del st.session_state["lab_task"]
-            st.rerun()
-        st.stop()
+
+def _question(task: dict[str, Any], event_id: str) -> None:
     kind = "gold set" if task["batch_kind"] == "gold" else f"{task['batch_kind']} batch"
     st.caption(f"{task['dataset_name']} · {kind} · question {task['question_id']}")
     with st.container(border=True, key="question_box"):
         show_plain(task["question"])
-        options = "\n".join(f"{k}. {v}" for k, v in sorted(task["options"].items()))
-        show_plain(options)
+        show_plain("\n".join(f"{k}. {v}" for k, v in sorted(task["options"].items())))
     if st.toggle("Show answer", key=f"lab_ans_{event_id}"):
         show_plain(f"Answer: {task['answer_idx']}. {task['answer']}")
     if task["suggestion_shown"]:
@@ -202,17 +211,56 @@ with main:
             f"Model suggestion: {task['suggestion_label']}"
             + (f" (p(reasoning) = {prob:.2f})" if prob is not None else "")
         )
-    st.segmented_control("Confidence (optional)", options=["1", "2", "3"],
-                         key=f"lab_conf_{event_id}", help="1 = unsure, 3 = sure")
-    st.text_input("Rationale (optional)", key=f"lab_rat_{event_id}", max_chars=2000)
+
+
+@st.fragment
+def labeling_area() -> None:
+    task, (done, remaining, share), event_id, last = _read_state()
+    undo_help = f"Undo your last action (question {last})" if last else "Nothing to undo yet"
+    st.progress(share, text=f"{done} done, {remaining} left in your queue")
+    flash = st.session_state.pop("lab_flash", None)
+    if flash:
+        st.toast(flash)
+    err = st.session_state.pop("lab_error", None)
+    if err:
+        st.error(err)
+    if task is None:
+        st.success("Your queue is empty: nothing left to label right now. Thank you!")
+        st.button("Undo last", key=f"undo_empty_{event_id}", shortcut="u", help=undo_help,
+                  on_click=_ask_undo, args=(last, event_id))
+        st.button("Check again", key="refresh", on_click=_check_again)
+        return
     qid = task["question_id"]
-    b1, b2, b3, b4 = st.columns(4)
-    # keys per render (see the module docstring): a stale press cannot reach this question
-    b1.button("Reasoning", key=f"btn_reasoning_{event_id}", type="primary", shortcut="1",
-              width="stretch", on_click=_act, args=("label", "reasoning", qid, event_id, version))
-    b2.button("Knowledge", key=f"btn_knowledge_{event_id}", type="primary", shortcut="2",
-              width="stretch", on_click=_act, args=("label", "knowledge", qid, event_id, version))
-    b3.button("Skip", key=f"btn_skip_{event_id}", shortcut="s", width="stretch",
-              on_click=_act, args=("skip", None, qid, event_id, version))
-    b4.button("Undo last", key=f"btn_undo_{event_id}", shortcut="u", width="stretch", help=undo_help,
-              on_click=_ask_undo, args=(last, event_id))
+    with st.container(key=ACTIONS):
+        b1, b2, b3, b4 = st.columns(4)
+        # keys per render (see the module docstring): a stale press cannot reach this question
+        b1.button("Reasoning", key=f"btn_reasoning_{event_id}", type="primary", shortcut="1",
+                  width="stretch", on_click=_act, args=("label", "reasoning", qid, event_id, version))
+        b2.button("Knowledge", key=f"btn_knowledge_{event_id}", type="primary", shortcut="2",
+                  width="stretch", on_click=_act, args=("label", "knowledge", qid, event_id, version))
+        b3.button("Skip", key=f"btn_skip_{event_id}", shortcut="s", width="stretch",
+                  on_click=_act, args=("skip", None, qid, event_id, version))
+        b4.button("Undo last", key=f"btn_undo_{event_id}", shortcut="u", width="stretch", help=undo_help,
+                  on_click=_ask_undo, args=(last, event_id))
+        st.caption(LEGEND)
+    _question(task, event_id)
+    with st.container(border=True):
+        c1, c2 = st.columns(2)
+        c1.segmented_control("Your label", options=["reasoning", "knowledge"], key=f"lab_pick_{event_id}",
+                             format_func=str.capitalize, help="Submitted with Ctrl/⌘+Enter")
+        c2.segmented_control("Confidence (optional)", options=["1", "2", "3"],
+                             key=f"lab_conf_{event_id}", help="1 = unsure, 3 = sure")
+        st.text_input("Rationale (optional)", key=f"lab_rat_{event_id}", max_chars=2000,
+                      placeholder="Type freely (1 and 2 are text here); Ctrl/⌘+Enter submits, Esc leaves")
+        st.button("Submit chosen label", key=f"btn_submit_{event_id}", shortcut="ctrl+enter",
+                  on_click=_submit_chosen, args=(qid, event_id, version))
+
+
+keyboard_glue(pinned=ACTIONS)
+main, side = st.columns([3, 2], gap="large")
+with side:
+    st.subheader(f"Guidelines (version {version})")
+    with st.container(height=600):
+        st.markdown(guidelines)  # our own versioned file, not question text
+with main:
+    labeling_area()

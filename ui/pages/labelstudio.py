@@ -40,14 +40,21 @@ if st.button("Pull labels now", type="primary", key="ls_pull"):
             st.error(str(exc))
         else:
             st.session_state["ls_last_pull"] = [
-                {"project": r.project_name, "new rows": r.n_new_rows, "deleted": r.n_deleted,
-                 "problems": len(r.problems), "seconds": r.seconds}
+                {"project": r.project_name, "state": r.status, "new rows": r.n_new_rows,
+                 "deleted": r.n_deleted, "not stored": r.n_invalid,
+                 "problems": len(r.problems) + len(r.over_k), "seconds": r.seconds}
                 for r in results
+            ]
+            st.session_state["ls_pull_warnings"] = [
+                w for r in results for w in (*r.problems[:5], *r.over_k[:5],
+                                             *([r.settings_drift] if r.settings_drift else []))
             ]
 
 if st.session_state.get("ls_last_pull"):
     st.success("Pulled.")
     st.dataframe(pd.DataFrame(st.session_state["ls_last_pull"]), hide_index=True)
+    for warning in st.session_state.get("ls_pull_warnings", []):
+        st.warning(warning)
 
 try:
     report = lsmod.status(store, api.conn.server, api)
@@ -68,6 +75,10 @@ for p in report["projects"]:
         c2.metric("Annotated", p["annotated"])
         c3.metric("Pending (< overlap)", p["pending"])
         c4.metric("Labels pulled", p["annotations"])
+        if p["retired"]:
+            st.info(f"Retired: {p['retired_reason']}")
+        if p["over_k"]:
+            st.warning(f"{p['over_k']} task(s) have more labels than the overlap {p['overlap']}.")
         st.link_button("Open in Label Studio", p["url"])
         st.caption(
             f"overlap {p['overlap']} · suggestions {'on' if p['suggestions'] else 'off'} · "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from ui.common import require_role
@@ -14,7 +13,8 @@ require_role("maintainer")
 
 from curation import plots  # noqa: E402
 from curation.services import annotate  # noqa: E402
-from curation.services.learn import al_flags, al_status, list_models, n_training_labels  # noqa: E402  # noqa: E402
+from curation.services.learn import al_flags, al_status, list_models, n_training_labels  # noqa: E402
+from ui import widgets as w  # noqa: E402
 from ui.common import get_store, show_plain  # noqa: E402
 
 store = get_store()
@@ -29,31 +29,41 @@ if not models:
 
 # -- stopping rule ----------------------------------------------------------------------
 c1, c2, c3 = st.columns(3)
-c1.metric("Model-gold kappa (latest round, gold never trained on)", "n/a" if status["model_kappa"] is None else f"{status['model_kappa']:.3f}")
-c2.metric("Human-human kappa, lower 95 % bound", "n/a" if status["human_kappa_ci_low"] is None else f"{status['human_kappa_ci_low']:.3f}")
-c3.metric("Predictions changed since last round", "n/a" if status["changed_fraction"] is None else f"{status['changed_fraction']:.2%}")
+c1.metric("Model-gold kappa (latest round, gold never trained on)", w.num(status["model_kappa"]))
+c2.metric("Human-human kappa, lower 95 % bound", w.num(status["human_kappa_ci_low"]))
+c3.metric("Predictions changed since last round", w.pct(status["changed_fraction"], 2))
 (st.success if status["stop"] else st.info)(status["message"])
 
 # -- agreement over rounds --------------------------------------------------------------
 rounds = [r for r in status["rounds"] if r["kappa"] is not None]
 
-
 st.subheader("Agreement over rounds")
 if rounds:
-    st.altair_chart(plots.kappa_over_rounds(rounds), use_container_width=True)
+    st.altair_chart(plots.kappa_over_rounds(rounds), width="stretch")
+    gold_n = [r.get("n_gold") for r in rounds]
+    st.caption("Model vs the adjudicated gold set and human vs human on the same items, per round, "
+               "each with its 95 % CI. Gold items per round: "
+               + ", ".join(f"round {r['round']}: {w.n_items(r.get('n_gold'))}" for r in rounds) + ".")
+    if (note := w.small_n_caption(gold_n)):
+        st.caption(note)
 else:
     st.caption("No store-trained model has been evaluated on an adjudicated gold set yet.")
 
-table = pd.DataFrame([
-    {"round": m.get("round"), "version": m["version"], "base": m["base_model"], "kind": m["kind"],
-     "trained on": m.get("n_train"), "source": m.get("train_source"), "threshold": m.get("threshold"),
-     "gold n": (m["metrics"].get("gold") or {}).get("n_gold"),
-     "gold kappa": (m["metrics"].get("gold") or {}).get("kappa"),
-     "gold balanced acc": (m["metrics"].get("gold") or {}).get("balanced_accuracy"),
-     "created": m["created_at"]}
-    for m in reversed(models)
-])
-st.dataframe(table, hide_index=True, use_container_width=True)
+
+def _gold(m: dict[str, Any], key: str) -> Any:
+    return (m["metrics"].get("gold") or {}).get(key)
+
+
+st.subheader("Registered models")
+registered = [{**m, "gold_n": _gold(m, "n_gold"), "gold_kappa": _gold(m, "kappa"),
+               "gold_bacc": _gold(m, "balanced_accuracy")} for m in reversed(models)]
+w.show_table(w.table(registered, [
+    ("round", "Round", w.text), ("version", "Version", w.text), ("base_model", "Base model", w.text),
+    ("kind", "Kind", w.text), ("n_train", "Trained on (labels)", w.text),
+    ("train_source", "Training labels from", w.text), ("threshold", "Threshold", w.num),
+    ("gold_n", "Gold items", w.n_items), ("gold_kappa", "Gold kappa", w.num),
+    ("gold_bacc", "Gold balanced accuracy", w.num), ("created_at", "Created", w.when),
+]), key="models_table")
 
 # -- label-noise flags ------------------------------------------------------------------
 st.subheader("Label-noise flags")
@@ -74,8 +84,11 @@ else:
     flags = _flags(str(store.path), n_labels, min_conf)
     st.caption(f"{flags['n_flagged']} of {flags['n_labels']} labels flagged.")
     if flags["flags"]:
-        fdf = pd.DataFrame(flags["flags"])[["id", "label", "model_label", "model_confidence", "origin", "n_votes"]]
-        st.dataframe(fdf, hide_index=True, use_container_width=True)
+        w.show_table(w.table(flags["flags"], [
+            ("id", "Question id", w.text), ("label", "Human label", w.text),
+            ("model_label", "Model label", w.text), ("model_confidence", "Model confidence", w.num),
+            ("origin", "Label origin", w.text), ("n_votes", "Votes", w.text),
+        ]), key="flags_table")
         pick = st.selectbox("Show question", [f["id"] for f in flags["flags"]], key="flags_pick")
         if pick:
             q = annotate.questions(store, [pick]).get(pick)
