@@ -29,6 +29,7 @@ __all__ = [
     "FORMAT_VERSION",
     "LABEL_NAMES",
     "MODEL_FILE",
+    "TRUNCATIONS",
     "Classifier",
     "ModelInfo",
     "Progress",
@@ -44,6 +45,9 @@ DEFAULT_BASE = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext"
 MODEL_FILE = "curation_model.json"
 FORMAT_VERSION = 1
 LABEL_NAMES: tuple[str, str] = ("knowledge", "reasoning")  # index 1 = reasoning (positive class)
+# how a text longer than max_length tokens is cut: keep its head, or its head and its tail
+# (the question's ask and the options); see curation.model.tokenize
+TRUNCATIONS: tuple[str, str] = ("head", "head_tail")
 
 Progress = Callable[[str, int, int], None]
 
@@ -64,6 +68,7 @@ class TrainConfig:
     learning_rate: float = 5e-5
     batch_size: int = 16
     max_length: int = 256
+    truncation: str = "head"  # one of TRUNCATIONS
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     val_fraction: float = 0.15
@@ -84,6 +89,8 @@ class TrainConfig:
             raise InputError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 8 <= self.max_length <= 4096:
             raise InputError(f"max_length must be between 8 and 4096, got {self.max_length}")
+        if self.truncation not in TRUNCATIONS:
+            raise InputError(f"truncation {self.truncation!r} is not one of {', '.join(TRUNCATIONS)}")
         if not 0.05 <= self.val_fraction <= 0.5:
             raise InputError(f"val_fraction must be between 0.05 and 0.5, got {self.val_fraction}")
         if self.threshold_rule not in THRESHOLD_RULES:
@@ -150,6 +157,7 @@ class ModelInfo:
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    truncation: str = "head"  # models saved before this was recorded were cut at the head
     format_version: int = FORMAT_VERSION
     labels: tuple[str, str] = LABEL_NAMES
     input_format: str = "curation.schema.format_for_model: question, blank line, 'A. option' lines"

@@ -1,4 +1,5 @@
-"""The reasoning/knowledge classifier: the only module that imports torch and transformers.
+"""The reasoning/knowledge classifier: with `curation.devices`, the only code that imports torch and
+transformers.
 
 Two kinds of model share one interface (`Classifier`):
 
@@ -9,7 +10,10 @@ Two kinds of model share one interface (`Classifier`):
 
 Input text is `curation.schema.format_for_model(question, options)`: the question, a
 blank line, then one ``A. text`` line per option (sorted by letter). Texts are truncated
-to `TrainConfig.max_length` tokens.
+to `TrainConfig.max_length` tokens by `TrainConfig.truncation`: ``head`` keeps the first
+tokens; ``head_tail`` keeps the first min(64, half) and fills the rest from the end, so the
+question's ask and the options survive (`tokenize`, used alike in training, scoring and
+`frozen_embeddings`; the saved model records its mode, older models are ``head``).
 
 Training (`train`): a stratified validation split is carved from the training rows
 (`TrainConfig.val_fraction`); fine-tuning stops early when the validation loss has not
@@ -21,14 +25,15 @@ probability that maximises Cohen's kappa; ties go to the threshold closest to 0.
 
 Scoring uses dynamic padding, length-sorted batches and `torch.inference_mode`. Device
 ``auto`` = CUDA with bf16 when available, else the CPU, with bf16 when the CPU multiplies
-bf16 natively (Intel AMX; scoring ~2.5x faster, probabilities within 0.005), float32
-otherwise; ``cpu`` = plain float32 on the CPU. With bf16, training autocasts (float32 master
-weights) and a model loaded for scoring (`load`) holds its weights in bf16. Seeds are fixed.
+bf16 natively (Intel AMX; scoring ~2.5x faster, probabilities within 0.005) or a timed
+512x512 matmul runs >= 1.3x faster in bf16 than in float32 (`curation.devices`: probed once
+per process, cached on disk per CPU and torch), float32 otherwise; ``cpu`` = plain float32
+on the CPU. With bf16, training autocasts (float32 master weights) and a model loaded for scoring (`load`) holds its weights in bf16. Seeds are fixed.
 Nothing here prints: pass a `progress(stage, done, total)` callback to watch.
 
 A saved model folder holds the weights and tokenizer (transformer) or ``tfidf.npz``
 (baseline; no pickle), plus ``curation_model.json``: format, kind, version, base,
-reasoning_threshold, calibration, max_length and metrics.
+reasoning_threshold, calibration, max_length, truncation and metrics.
 
 This module is the torch side. The torch-free parts live in `curation.classifier`
 (`TrainConfig`, label encoding, the stratified split, the `Classifier` interface,
@@ -45,7 +50,7 @@ import math
 import os
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +72,7 @@ from curation.classifier import (
     FORMAT_VERSION,
     LABEL_NAMES,
     MODEL_FILE,
+    TRUNCATIONS,
     Classifier,
     ModelInfo,
     Progress,
@@ -78,6 +84,15 @@ from curation.classifier import (
     stratified_split,
     train_tfidf,
 )
+from curation.devices import (
+    BF16_MIN_SPEEDUP,
+    DeviceChoice,
+    autocast_context,
+    cpu_bf16_probe,
+    cpu_has_native_bf16,
+    prefer_bf16,
+    select_device,
+)
 from curation.errors import ConfigError, InputError, NotFoundError
 
 __all__ = [
@@ -85,18 +100,20 @@ __all__ = [
     "CALIBRATIONS", "THRESHOLD_RULES", "Calibrator", "choose_threshold", "classification_metrics",
     "expected_calibration_error", "fit_calibrator",
     # re-exported from curation.classifier
-    "DEFAULT_BASE", "FORMAT_VERSION", "LABEL_NAMES", "MODEL_FILE", "Classifier", "ModelInfo",
+    "DEFAULT_BASE", "FORMAT_VERSION", "LABEL_NAMES", "MODEL_FILE", "TRUNCATIONS", "Classifier", "ModelInfo",
     "Progress", "TfidfClassifier", "TrainConfig", "encode_labels", "new_version",
     "stratified_split", "train_tfidf",
+    # re-exported from curation.devices
+    "BF16_MIN_SPEEDUP", "DeviceChoice", "autocast_context", "cpu_bf16_probe", "cpu_has_native_bf16",
+    "prefer_bf16", "select_device",
     # defined here
-    "DeviceChoice", "TransformerClassifier", "autocast_context", "cpu_has_native_bf16", "evaluate",
-    "frozen_embeddings", "load", "load_base", "resolve_base", "select_device", "set_seed", "train",
-    "train_transformer",
+    "TransformerClassifier", "evaluate", "frozen_embeddings", "head_tail_split", "load", "load_base",
+    "resolve_base", "set_seed", "tokenize", "train", "train_transformer",
 ]
 
 
 # ----------------------------------------------------------------------------------------
-# Seeds, devices
+# Seeds (devices: curation.devices)
 # ----------------------------------------------------------------------------------------
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
@@ -107,78 +124,6 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():  # pragma: no cover - no GPU here
         torch.cuda.manual_seed_all(seed)
-
-
-@dataclass(frozen=True)
-class DeviceChoice:
-    """Where to run and whether to use bf16 (see `select_device`)."""
-
-    device: str
-    amp_dtype: str | None  # "bfloat16" or None
-
-    @property
-    def device_type(self) -> str:
-        return self.device.split(":")[0]
-
-    @property
-    def label(self) -> str:
-        """``device/dtype``, e.g. ``cpu/bfloat16`` or ``cuda:1/float32``."""
-        return f"{self.device}/{self.amp_dtype or 'float32'}"
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bf16 matrices natively (Intel AMX tiles): there bf16
-    autocast runs an encoder ~2.5x faster than float32 (benchmarks/classify_speed.py)."""
-    import torch
-
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # absent in old torch: no
-    return bool(probe()) if probe is not None else False
-
-
-def select_device(
-    requested: str = "auto",
-    *,
-    cuda_available: bool | None = None,
-    bf16_supported: bool | None = None,
-    cpu_bf16: bool | None = None,
-) -> DeviceChoice:
-    """Resolve ``auto|cpu|cuda[:N]`` to a device and an autocast dtype.
-
-    ``auto`` picks CUDA when available (bf16 autocast when the GPU supports it); else the
-    CPU, with bf16 autocast when the CPU multiplies bf16 natively (`cpu_has_native_bf16`),
-    float32 otherwise. ``cpu`` is always the CPU in plain float32 (no autocast: the
-    reference numbers). The probes can be passed in so every branch is testable
-    without a GPU.
-    """
-    import torch
-
-    if cuda_available is None:
-        cuda_available = torch.cuda.is_available()
-    if requested == "cpu":
-        return DeviceChoice("cpu", None)
-    if requested == "auto" and not cuda_available:
-        if cpu_bf16 is None:
-            cpu_bf16 = cpu_has_native_bf16()
-        return DeviceChoice("cpu", "bfloat16" if cpu_bf16 else None)
-    if requested.startswith("cuda") or requested == "auto":
-        if not cuda_available:
-            raise ConfigError(
-                f"device {requested!r} was asked for but CUDA is not available; use --device cpu or auto"
-            )
-        if bf16_supported is None:  # pragma: no cover - needs a GPU
-            bf16_supported = bool(torch.cuda.is_bf16_supported())
-        device = "cuda" if requested == "auto" else requested
-        return DeviceChoice(device, "bfloat16" if bf16_supported else None)
-    raise InputError(f"device {requested!r} is not auto, cpu or cuda[:N]")
-
-
-def autocast_context(choice: DeviceChoice) -> contextlib.AbstractContextManager[Any]:
-    """`torch.autocast` for the choice (bf16), or a no-op context in float32."""
-    import torch
-
-    if choice.amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=choice.device_type, dtype=getattr(torch, choice.amp_dtype))
 
 
 # ----------------------------------------------------------------------------------------
@@ -275,6 +220,53 @@ def _pad(encoded: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]
     return ids, mask
 
 
+HEAD_TAIL_HEAD = 64  # head_tail keeps up to this many leading tokens (at most half the budget)
+
+
+def head_tail_split(budget: int) -> tuple[int, int]:
+    """(head, tail) token counts of ``head_tail`` for `budget` content tokens: 64 from the
+    head (at most half of the budget), the rest from the tail; e.g. 254 -> (64, 190)."""
+    head = min(HEAD_TAIL_HEAD, budget // 2)
+    return head, budget - head
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int, truncation: str = "head") -> list[list[int]]:
+    """Token ids (with the tokenizer's special tokens) of each text, cut to `max_length`.
+
+    ``head`` keeps the first tokens (the tokenizer's own truncation). ``head_tail`` keeps
+    the special tokens, the first tokens of the text and its last ones (`head_tail_split`),
+    so a long stem loses its middle, not the question's ask and the options. Training,
+    scoring and `frozen_embeddings` all tokenise here.
+    """
+    if truncation not in TRUNCATIONS:
+        raise InputError(f"truncation {truncation!r} is not one of {', '.join(TRUNCATIONS)}")
+    if len(texts) == 0:
+        return []
+    if truncation == "head":
+        out = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+        return [list(x) for x in out["input_ids"]]
+    with _quiet_transformers():  # no "longer than the model's maximum" warning: we cut below
+        full = tokenizer(list(texts), truncation=False, padding=False)["input_ids"]
+    special = set(tokenizer.all_special_ids)
+    result: list[list[int]] = []
+    for ids in full:
+        ids = list(ids)
+        if len(ids) <= max_length:
+            result.append(ids)
+            continue
+        lead = 0
+        while lead < len(ids) and ids[lead] in special:
+            lead += 1
+        trail = 0
+        while trail < len(ids) - lead and ids[len(ids) - 1 - trail] in special:
+            trail += 1
+        content = ids[lead : len(ids) - trail]
+        head, tail = head_tail_split(max(0, max_length - lead - trail))
+        kept = content[:head] + (content[len(content) - tail :] if tail else [])
+        result.append(ids[:lead] + kept + ids[len(ids) - trail :])
+    return result
+
+
 class TransformerClassifier(Classifier):
     """A fine-tuned Hugging Face encoder with a 2-class head."""
 
@@ -302,10 +294,7 @@ class TransformerClassifier(Classifier):
         return contextlib.nullcontext() if self.weights_cast else autocast_context(self.device)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        if len(texts) == 0:
-            return []
-        out = self.tokenizer(list(texts), truncation=True, max_length=self.info.max_length, padding=False)
-        return [list(x) for x in out["input_ids"]]
+        return tokenize(self.tokenizer, texts, self.info.max_length, self.info.truncation)
 
     def _forward_batches(self, texts: Sequence[str], batch_size: int, progress: Progress | None, want: str) -> np.ndarray:
         import torch
@@ -415,8 +404,8 @@ def train_transformer(
     import torch
 
     model.to(device.device)
-    enc_train = tokenizer(list(train_texts), truncation=True, max_length=config.max_length, padding=False)["input_ids"]
-    enc_val = tokenizer(list(val_texts), truncation=True, max_length=config.max_length, padding=False)["input_ids"] if len(val_texts) else []
+    enc_train = tokenize(tokenizer, train_texts, config.max_length, config.truncation)
+    enc_val = tokenize(tokenizer, val_texts, config.max_length, config.truncation)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     lengths = [len(e) for e in enc_train]
     rng = random.Random(config.seed)
@@ -497,7 +486,9 @@ def train(
     precision = "cpu/float32"
     if config.base == "tfidf":
         vec, coef, icpt = train_tfidf(tr_texts, y[tr], config)
-        info = ModelInfo("tfidf", new_version("tfidf"), "tfidf", 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created)
+        # tfidf reads the whole text: max_length and truncation are recorded, not applied
+        info = ModelInfo("tfidf", new_version("tfidf"), "tfidf", 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created,
+                         truncation=config.truncation)
         clf: Classifier = TfidfClassifier(vec, coef, icpt, info)
         train_log: dict[str, Any] = {"epochs": [], "best_epoch": 0, "stopped_early": False}
     else:
@@ -505,7 +496,8 @@ def train(
         precision = device.label
         tok, mdl = load_base(config.base)
         mdl, train_log = train_transformer(tok, mdl, tr_texts, y[tr], va_texts, y[va], config, device, progress)
-        info = ModelInfo("transformer", new_version(config.base), config.base, 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created)
+        info = ModelInfo("transformer", new_version(config.base), config.base, 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created,
+                         truncation=config.truncation)
         clf = TransformerClassifier(tok, mdl, info, device)
     z_val = clf.logits(va_texts)
     raw = _sigmoid(z_val)
@@ -561,7 +553,10 @@ def load(path: str | os.PathLike[str], *, device: str | DeviceChoice = "auto") -
         kind=d["kind"], version=d["version"], base=d["base"], threshold=float(d["threshold"]),
         calibration=d["calibration"], max_length=int(d.get("max_length", 256)), metrics=d.get("metrics", {}),
         config=d.get("config", {}), created_at=d.get("created_at", ""),
+        truncation=str(d.get("truncation", "head")),  # older models: the head was kept
     )
+    if info.truncation not in TRUNCATIONS:
+        raise InputError(f"{meta_path}: truncation {info.truncation!r} is not one of {', '.join(TRUNCATIONS)}; retrain the model")
     if info.kind == "tfidf":
         return TfidfClassifier.load(folder, info)
     if info.kind != "transformer":
@@ -575,10 +570,15 @@ def load(path: str | os.PathLike[str], *, device: str | DeviceChoice = "auto") -
     return TransformerClassifier(tok, mdl, info, choice, inference_only=True)
 
 
-def frozen_embeddings(base: str, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 64, device: str = "auto", progress: Progress | None = None) -> np.ndarray:
+def frozen_embeddings(
+    base: str, texts: Sequence[str], *, max_length: int = 256, batch_size: int = 64, device: str = "auto",
+    progress: Progress | None = None, truncation: str = "head",
+) -> np.ndarray:
     """Mean-pooled, L2-normalised embeddings from an encoder that is not fine-tuned
-    (the fast proxy features for the active-learning simulation)."""
+    (the fast proxy features for the active-learning simulation), texts cut by `truncation`."""
+    if truncation not in TRUNCATIONS:
+        raise InputError(f"truncation {truncation!r} is not one of {', '.join(TRUNCATIONS)}")
     tok, mdl = load_base(base)
-    info = ModelInfo("transformer", "frozen", base, 0.5, Calibrator().to_dict(), max_length)
+    info = ModelInfo("transformer", "frozen", base, 0.5, Calibrator().to_dict(), max_length, truncation=truncation)
     clf = TransformerClassifier(tok, mdl, info, select_device(device), inference_only=True)
     return clf.embed(texts, batch_size=batch_size, progress=progress)

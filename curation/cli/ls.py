@@ -83,6 +83,8 @@ def pull_cmd(
         str | None, typer.Option("--batch", help="Only the projects holding this batch.")
     ] = None,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=5000)] = 1000,
+    full: Annotated[bool, typer.Option(
+        "--full", help="List every task, not only those updated since the last complete pull.")] = False,
     url: UrlOption = None,
     api_key: KeyOption = None,
     db: DbOption = None,
@@ -94,7 +96,7 @@ def pull_cmd(
     skipped; the others are pulled. Exits 1 when a project was skipped or an annotation
     could not be stored (an unknown label value), after storing everything valid."""
     api = lsmod.open_api(url, api_key)
-    results = lsmod.pull(store(db), api, project=project, batch=batch, page_size=page_size)
+    results = lsmod.pull(store(db), api, project=project, batch=batch, page_size=page_size, full=full)
     if as_json:
         print_json([{**asdict(r), "complete": r.complete} for r in results])
     else:

@@ -74,8 +74,9 @@ def train_cmd(
     model: Annotated[str, typer.Option("--model", help="Base: a Hub id, a local folder, 'minilm' (offline) or 'tfidf'.")] = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext",
     epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping on validation loss).")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 on CPUs with AMX), cpu (float32), cuda[:N].")] = "auto",
+    device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 where the CPU runs it faster: AMX or a timed matmul), cpu (float32), cuda[:N].")] = "auto",
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per question (truncation).")] = 256,
+    truncation: Annotated[str, typer.Option("--truncation", help="How a longer question is cut: head (keep the start) or head_tail (keep 64 head tokens and the end: the ask and the options).")] = "head",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     include_import: Annotated[bool, typer.Option("--include-import", help="With --labels store: also use imported labels.")] = False,
     db: DbOption = None,
@@ -84,7 +85,8 @@ def train_cmd(
     """Fine-tune a classifier and save it (weights, tokenizer, threshold, metrics)."""
     with progress_bar(not as_json) as cb:
         res = train_model(labels, model, out, db=db, epochs=epochs, seed=seed, device=device,
-                          max_length=max_length, batch_size=batch_size, include_import=include_import, progress=cb)
+                          max_length=max_length, truncation=truncation, batch_size=batch_size,
+                          include_import=include_import, progress=cb)
     if as_json:
         print_json(finite(res))
         return
@@ -108,7 +110,7 @@ def classify_cmd(
     input: Annotated[Path | None, typer.Option("--input", help="JSONL with id, question, options. Default: every store question (writes predictions).")] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Write one JSON object per line here ('-' = stdout; the default with --input).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
-    device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 on CPUs with AMX), cpu (float32), cuda[:N].")] = "auto",
+    device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 where the CPU runs it faster (AMX, or a timed matmul)), cpu (float32), cuda[:N].")] = "auto",
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -170,6 +174,9 @@ class LabelStudioApi:
         # becomes our typed error. SDK 2.1.2 (pinned) has no public raw-request method;
         # re-check on an SDK upgrade.
         self._http = self._sdk._client_wrapper.httpx_client
+        # The server's clock (naive UTC) from the `Date` header of its latest answer: what a
+        # "tasks updated since" filter must be expressed in (second resolution).
+        self.server_time: datetime | None = None
 
     # -- error handling ---------------------------------------------------------------
     def _scrub(self, text: str) -> str:
@@ -219,6 +226,7 @@ class LabelStudioApi:
                 except ValueError:
                     body = resp.text[:300]
                 raise ApiError(status_code=resp.status_code, headers=None, body=body)
+            self._note_server_time(resp.headers.get("date"))
             if not resp.content:
                 return None
             try:
@@ -228,6 +236,14 @@ class LabelStudioApi:
                                body="response is not JSON") from None
         except Exception as exc:
             raise self._error(what, exc) from None
+
+    def _note_server_time(self, header: str | None) -> None:
+        try:
+            stamp = parsedate_to_datetime(header) if header else None
+        except (TypeError, ValueError):
+            stamp = None
+        if stamp is not None and stamp.tzinfo is not None:
+            self.server_time = stamp.astimezone(UTC).replace(tzinfo=None)
 
     # -- calls ------------------------------------------------------------------------
     def whoami(self) -> dict[str, Any]:
@@ -285,15 +301,39 @@ class LabelStudioApi:
         return ids
 
     def task_pages(
-        self, project_id: int, *, fields: str, page_size: int = 1000
+        self, project_id: int, *, fields: str, page_size: int = 1000,
+        updated_since: datetime | None = None, read_ahead: bool = False,
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every task of a project, page by page, ordered by id; `fields` as in `include=`."""
+        """Every task of a project, page by page, ordered by id; `fields` as in `include=`.
+
+        `updated_since` (naive UTC, the server's clock): only tasks whose `updated_at` is
+        later -- the Data Manager filter `filter:tasks:updated_at` `greater` of
+        `GET /api/tasks?query=` (label_studio/data_manager/managers.py `apply_filters`,
+        format `%Y-%m-%dT%H:%M:%S.%fZ`). Label Studio sets a task's `updated_at` whenever
+        one of its annotations is saved or deleted through the API (tasks/models.py
+        `Annotation.update_task`) and in the bulk "delete annotations" action.
+        `read_ahead`: the next page is requested while the caller handles this one (the
+        server's time, not ours, is most of a listing); errors still come in page order.
+        """
+        pages = self._task_pages(project_id, fields=fields, page_size=page_size,
+                                 updated_since=updated_since)
+        return _read_ahead(pages) if read_ahead else pages
+
+    def _task_pages(
+        self, project_id: int, *, fields: str, page_size: int, updated_since: datetime | None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        query: dict[str, Any] = {"ordering": ["tasks:id"]}
+        if updated_since is not None:
+            query["filters"] = {"conjunction": "and", "items": [{
+                "filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime",
+                "value": updated_since.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            }]}
         page = 1
         seen = 0
         while True:
             params: dict[str, Any] = {
                 "project": project_id, "page": page, "page_size": page_size, "include": fields,
-                "query": json.dumps({"ordering": ["tasks:id"]}),
+                "query": json.dumps(query), "resolve_uri": "false",
             }
             if "annotations" in fields:
                 params["fields"] = "all"
@@ -329,3 +369,42 @@ class LabelStudioApi:
         data = self._request("list users", "GET", "api/users")
         results = data.get("results", []) if isinstance(data, dict) else data
         return [dict(u) for u in results]
+
+
+def _read_ahead(pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    """`pages`, read one page ahead in a thread; an error is raised where it happened (after
+    the pages before it). Stopping early leaves at most one request to finish unread."""
+    box: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        """Hand `item` over unless the consumer has stopped; False if it has."""
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not put(("page", page)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="ls-task-pages", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()

@@ -16,6 +16,19 @@ Projects
     the server); `retire` takes one out of push and pull (its labels stay). `check_project`
     reads a project and compares its label config (`checks.config_drift`) and settings
     (`checks.settings_drift`) with what we pushed; `fix_settings` restores the settings.
+    `reconcile_tasks` adopts tasks of a project missing from our task map (by question id).
+
+K-overlap on the Community Edition
+    The CE labeling queue (`GET /api/projects/<id>/next`, "Label All Tasks") honours the
+    project's `maximum_annotations`: a task stays in the queue until that many different
+    annotators submitted it, and nobody gets a task twice. This was established against
+    a real 1.23.2 server (`tests/integration/labelstudio/test_overlap.py`): with
+    `maximum_annotations=2` a second annotator is served the task the first one
+    finished; with 1 the second annotator gets "no more tasks". So a batch with overlap K
+    is pushed as one project with `maximum_annotations=K` (and
+    `overlap_cohort_percentage=100`); annotators label through the queue. Caveat of the
+    CE: every member can open any task in the Data Manager and see others' annotations,
+    so for blind gold batches annotators must be told to use the queue only.
 """
 
 from __future__ import annotations
@@ -39,7 +52,7 @@ from curation.labelstudio.checks import (
     server_identity,
     settings_drift,
 )
-from curation.labelstudio.mapping import load_label_config, resolve_annotator
+from curation.labelstudio.mapping import TaskRef, load_label_config, resolve_annotator
 from curation.store import Store, utcnow
 from curation.store import labelstudio as ls_store
 
@@ -285,3 +298,29 @@ def status(store: Store, server: str, api: LabelStudioApi | None = None) -> dict
     last_sync = next((s["finished_at"] for s in syncs if s["status"] == "ok"), None)
     return {"server": base, "server_key": key, "projects": projects_out, "last_sync": last_sync,
             "recent_syncs": syncs}
+
+
+def reconcile_tasks(store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, now: datetime) -> None:
+    """Adopt tasks that exist in the project but are missing from our map (by question id)."""
+    server = ref.server
+    mapped = store.run(lambda con: ls_store.task_map(con, server, ref.project_id))
+    info = api.get_project(ref.project_id)
+    n_remote = int(info.get("task_number") or 0)
+    if n_remote == len(mapped):
+        return
+    found: dict[int, str] = {}
+    for page in api.task_pages(ref.project_id, fields="id,data", page_size=2000):
+        for t in page:
+            qid = (t.get("data") or {}).get("question_id")
+            if int(t["id"]) not in mapped and qid:
+                found[int(t["id"])] = str(qid)
+    if not found:
+        return
+
+    def adopt(con: Any) -> None:
+        known_q = ls_store.existing_questions(con, list(found.values()))
+        refs = [TaskRef(tid, q, None, ref.show_suggestions)
+                for tid, q in sorted(found.items()) if q in known_q]
+        ls_store.add_tasks(con, server, ref.project_id, refs, now)
+
+    store.run(adopt)

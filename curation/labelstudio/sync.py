@@ -15,44 +15,33 @@ Push (`curation ls push BATCH [--project NAME]`)
     predictions turned off. A project only takes batches of one overlap and one
     suggestion setting.
 
-K-overlap on the Community Edition
-    The CE labeling queue (`GET /api/projects/<id>/next`, "Label All Tasks") honours the
-    project's `maximum_annotations`: a task stays in the queue until that many different
-    annotators submitted it, and nobody gets a task twice. This was established against
-    a real 1.23.2 server (`tests/integration/labelstudio/test_overlap.py`): with
-    `maximum_annotations=2` a second annotator is served the task the first one
-    finished; with 1 the second annotator gets "no more tasks". So a batch with overlap K
-    is pushed as one project with `maximum_annotations=K` (and
-    `overlap_cohort_percentage=100`); annotators label through the queue. Caveat of the
-    CE: every member can open any task in the Data Manager and see others' annotations,
-    so for blind gold batches annotators must be told to use the queue only.
+K-overlap on the Community Edition: one project per overlap, `maximum_annotations=K`
+    (see `curation.labelstudio.projects`).
 
 Pull (`curation ls pull [--project NAME]`)
-    Lists every task of each project page by page (`GET /api/tasks?fields=all`, only
-    the `id`, `annotations` and `data` fields) and turns each *new version* of an
-    annotation (id, `updated_at`) into an append-only `annotations` row with
-    `source='label_studio'`, `created_at` = the annotation's `updated_at`, and an
-    `event_id` derived from (server, project, annotation id, updated_at): re-pulling is
-    a no-op, and an edit in Label Studio (new `updated_at`) becomes a new row. A
-    submission without a choice becomes a `retract` row, a skipped task a `skip` row.
-    Label Studio users map to our annotators: an explicit mapping (`curation ls
-    map-user`), else an app user named like the LS email, username or (if unique)
-    email local part, else the email; a mapping is fixed when first seen.
+    Lists the tasks of each project page by page (`GET /api/tasks`, only the annotation
+    fields we map; the next page is fetched while one is stored) and turns each *new
+    version* of an annotation (id, `updated_at`) into an append-only `annotations` row
+    with `source='label_studio'`, `created_at` = the annotation's `updated_at`, and an
+    `event_id` derived from (server, project, annotation id, updated_at): re-pulling is a
+    no-op, an edit becomes a new row, a submission without a choice a `retract` row, a
+    skip a `skip` row. Label Studio users map to our annotators (`projects.user_map`). An
+    edit whose `updated_by` is not the annotator is the *editor's* row; a version that
+    says nothing new (a ground-truth toggle) is marked seen without a row. A deleted
+    project or a changed label config is reported and skipped (`projects.check_project`).
 
-    An edit whose `updated_by` is not the annotator is the *editor's* row (the original
-    annotator's label stays theirs); a version that says nothing new (a ground-truth
-    toggle) is marked seen without a row. Before a project is pulled its label config is
-    compared with ours (`projects.check_project`): a deleted project or a changed config
-    is reported and skipped, nothing stored or marked seen; the others are pulled.
+    Since the last pull: after a complete pull, the next one lists only tasks whose
+    `updated_at` is later than that pull's start (server clock, less `SINCE_MARGIN`) and
+    then checks that the store holds as many live annotations as Label Studio counts,
+    listing everything if not (`_pull_checked` says why that misses nothing); `full=True`
+    always lists everything.
 
-    Consistency: each page is written in **one transaction** (its label rows and the
-    versions it records), so a server that dies mid-pull leaves the store with whole
-    pages only; the command fails with a message saying how many pages were stored and
-    to run it again, and the next pull skips what is stored (no duplicates). Deletions
-    are only decided after a *complete* listing, and each one is confirmed by a 404 for
-    that annotation: an annotation stored before but no longer in Label Studio gets a
-    `retract` row (or, if the same annotator still has
-    another annotation of that task there, a row restating that one).
+    Consistency: each page is written in **one transaction**, so a server that dies
+    mid-pull leaves whole pages only; the command says how many were stored and to run
+    it again, and the next pull skips what is stored. Deletions are decided among the
+    listed tasks' annotations after a *complete* listing, each confirmed by a 404: a
+    stored annotation no longer in Label Studio gets a `retract` row (or a row restating
+    the same annotator's other annotation of that task).
 """
 
 from __future__ import annotations
@@ -60,7 +49,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -94,6 +83,10 @@ PROJECT_PREFIX = "curation "
 # server time of the full listing).
 PULL_FIELDS = ("id,annotations,result,updated_at,created_at,completed_by,updated_by,was_cancelled,"
                "lead_time,parent_prediction,ground_truth")
+# How far before the previous complete pull's start a pull with nothing to suspect lists
+# tasks again: covers the server clock's one-second `Date` header, an annotation saved just
+# before and committed after that pull's listing, and clock drift between pulls.
+SINCE_MARGIN = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -127,6 +120,7 @@ class PullResult:
     n_invalid: int = 0  # annotations not stored: a label value that is not ours
     over_k: tuple[str, ...] = ()  # tasks with more labels than the overlap K
     settings_drift: str | None = None
+    since: datetime | None = None  # listed only tasks updated after this (server clock); None: all
 
     @property
     def complete(self) -> bool:
@@ -250,32 +244,6 @@ def _ensure_project(
     return _Target(ref)
 
 
-def _reconcile_tasks(store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, now: datetime) -> None:
-    """Adopt tasks that exist in the project but are missing from our map (by question id)."""
-    server = ref.server
-    mapped = store.run(lambda con: ls_store.task_map(con, server, ref.project_id))
-    info = api.get_project(ref.project_id)
-    n_remote = int(info.get("task_number") or 0)
-    if n_remote == len(mapped):
-        return
-    found: dict[int, str] = {}
-    for page in api.task_pages(ref.project_id, fields="id,data", page_size=2000):
-        for t in page:
-            qid = (t.get("data") or {}).get("question_id")
-            if int(t["id"]) not in mapped and qid:
-                found[int(t["id"])] = str(qid)
-    if not found:
-        return
-
-    def adopt(con: Any) -> None:
-        known_q = ls_store.existing_questions(con, list(found.values()))
-        refs = [TaskRef(tid, q, None, ref.show_suggestions)
-                for tid, q in sorted(found.items()) if q in known_q]
-        ls_store.add_tasks(con, server, ref.project_id, refs, now)
-
-    store.run(adopt)
-
-
 def _import_tasks(
     store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, items: list[dict[str, Any]],
     *, batch_id: str, model_version: str | None, show: bool, chunk_size: int, now: datetime,
@@ -345,7 +313,7 @@ def push_batch(
             model_version=batch.get("model_version"), fix_settings=fix_settings, now=now,
         )
         ref = target.ref
-        _reconcile_tasks(store, api, ref, now)
+        projects.reconcile_tasks(store, api, ref, now)
         mapped_q = {
             t.question_id
             for t in store.run(lambda con: ls_store.task_map(con, server, ref.project_id)).values()
@@ -401,18 +369,21 @@ class _PullProgress:
     n_new: int = 0
     n_invalid: int = 0
     seen: set[int] = field(default_factory=set)
+    listed: set[int] = field(default_factory=set)  # task ids
     problems: list[str] = field(default_factory=list)
 
 
 def _pull_pages(
     store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, users: Mapping[int, str],
     tmap: Mapping[int, TaskRef], known: set[tuple[int, str]], progress: _PullProgress,
-    *, page_size: int, now: datetime,
+    *, page_size: int, now: datetime, since: datetime | None,
 ) -> None:
-    """Store every page of the project's listing, each page in one transaction."""
+    """Store every page of the project's listing (tasks updated after `since`, or all), each
+    page in one transaction; the next page is fetched while one is stored."""
     server = ref.server
     latest = store.run(lambda con: ls_store.latest_contents(con, server, ref.project_id))
-    for page in api.task_pages(ref.project_id, fields=PULL_FIELDS, page_size=page_size):
+    for page in api.task_pages(ref.project_id, fields=PULL_FIELDS, page_size=page_size,
+                               updated_since=since, read_ahead=True):
         plan = plan_page(
             page, server=server, project_id=ref.project_id, task_map=tmap, users=users,
             known=known, guidelines_version=ref.guidelines_version, now=now, latest=latest,
@@ -431,16 +402,18 @@ def _pull_pages(
         progress.n_invalid += plan.invalid
         progress.n_pages += 1
         progress.n_tasks += len(page)
+        progress.listed.update(int(t["id"]) for t in page)
 
 
 def _record_deletions(
     con: Any, ref: ls_store.ProjectRef, tmap: Mapping[int, TaskRef],
-    progress: _PullProgress, *, now: datetime,
+    progress: _PullProgress, *, now: datetime, task_ids: list[int] | None, any_gone: bool,
 ) -> tuple[int, int]:
-    """Write the rows of annotations gone from the complete listing and the sync log entry
-    (one transaction). Returns (rows added, annotations deleted)."""
+    """Write the rows of annotations (of the tasks `task_ids`, or all) gone from the complete
+    listing and the sync log entry (one transaction). Returns (rows added, annotations
+    deleted). `any_gone`: whether a deletion was confirmed (else only the log is written)."""
     server, seen = ref.server, progress.seen
-    live = ls_store.live_versions(con, server, ref.project_id)
+    live = ls_store.live_versions(con, server, ref.project_id, task_ids) if any_gone else {}
     gone = [v.event_id for aid, v in live.items() if aid not in seen]
     keep = [v.event_id for aid, v in live.items() if aid in seen]
     rows_by_event = ls_store.label_rows_by_event(con, keep) if gone else {}
@@ -470,8 +443,10 @@ def _stopped(store: Store, ref: ls_store.ProjectRef, progress: _PullProgress, ex
 
 def _pull_project(
     store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, users: Mapping[int, str],
-    *, page_size: int, now: datetime,
+    *, page_size: int, now: datetime, since: datetime | None,
 ) -> PullResult:
+    """List the project's tasks (only those updated after `since` when given), store what is
+    new, then decide deletions among the listed tasks' annotations."""
     server = ref.server
     started = time.monotonic()
 
@@ -482,16 +457,19 @@ def _pull_project(
     tmap, known = store.run(load)
     progress = _PullProgress()
     try:
-        _pull_pages(store, api, ref, users, tmap, known, progress, page_size=page_size, now=now)
+        _pull_pages(store, api, ref, users, tmap, known, progress, page_size=page_size, now=now,
+                    since=since)
     except LabelStudioError as exc:
         raise _stopped(store, ref, progress, exc, now, (
             f"stopped after {progress.n_pages} complete page(s) ({progress.n_new} new label "
             "row(s) stored, each page in one transaction); the store is consistent: run "
             "`curation ls pull` again to finish (nothing is duplicated)")) from None
 
-    # Deletion candidates are confirmed one by one (they are rare): a task list that shifted
-    # under us must not turn a live annotation into a retraction.
-    live_now = store.run(lambda con: ls_store.live_versions(con, server, ref.project_id))
+    # Deletions are decided among the listed tasks' annotations (all tasks, or the changed
+    # ones); each candidate is confirmed one by one (they are rare): a task list that
+    # shifted under us must not turn a live annotation into a retraction.
+    task_ids = None if since is None else sorted(progress.listed)
+    live_now = store.run(lambda con: ls_store.live_versions(con, server, ref.project_id, task_ids))
     try:
         for aid in sorted(a for a in live_now if a not in progress.seen):
             if api.annotation_exists(aid):
@@ -500,8 +478,9 @@ def _pull_project(
         raise _stopped(store, ref, progress, exc, now, (
             "all pages were stored; checking deletions failed, run `curation ls pull` again"
         )) from None
-
-    added, n_deleted = store.run(lambda con: _record_deletions(con, ref, tmap, progress, now=now))
+    any_gone = any(a not in progress.seen for a in live_now)
+    added, n_deleted = store.run(lambda con: _record_deletions(
+        con, ref, tmap, progress, now=now, task_ids=task_ids, any_gone=any_gone))
     over = store.run(lambda con: ls_store.over_k_tasks(con, server, ref.project_id, ref.overlap))
     over_k = tuple(
         f"project {ref.project_id} task {o['task_id']} (question {o['question_id']}): "
@@ -514,7 +493,47 @@ def _pull_project(
         n_tasks=progress.n_tasks, n_seen=len(progress.seen), n_new_rows=progress.n_new + added,
         n_deleted=n_deleted, problems=tuple(progress.problems),
         seconds=round(time.monotonic() - started, 3), n_invalid=progress.n_invalid, over_k=over_k,
+        since=since,
     )
+
+
+def _since_last_pull(
+    store: Store, ref: ls_store.ProjectRef, skew: timedelta | None
+) -> datetime | None:
+    """Server time after which tasks are listed: the start of the previous complete pull
+    (our clock + `skew`, the server's clock minus ours) less `SINCE_MARGIN`; None (list
+    everything) without a previous complete pull or a server clock reading."""
+    last = store.run(lambda con: ls_store.last_complete_pull(con, ref.server, ref.project_id))
+    if last is None or skew is None:
+        return None
+    return last + skew - SINCE_MARGIN
+
+
+def _pull_checked(
+    store: Store, api: LabelStudioApi, ref: ls_store.ProjectRef, users: Mapping[int, str],
+    *, page_size: int, now: datetime, since: datetime | None,
+) -> PullResult:
+    """Pull one project; a pull that listed only tasks updated since the last one is checked:
+    the store must then hold as many live annotations of the project as Label Studio counts
+    (`total_annotations_number` + `skipped_annotations_number`), else everything is listed.
+
+    Why that is enough: every annotation saved or deleted through the API or the Data
+    Manager bumps its task's `updated_at` (see `LabelStudioApi.task_pages`), so changed
+    tasks are listed; what can bypass it (a task deleted with its annotations, a direct
+    database change, an annotation our mapping could not store) changes the count."""
+    result = _pull_project(store, api, ref, users, page_size=page_size, now=now, since=since)
+    if since is None:
+        return result
+    info = api.get_project(ref.project_id)
+    theirs = sum(int(info.get(k) or 0)
+                 for k in ("total_annotations_number", "skipped_annotations_number"))
+    ours = store.run(lambda con: ls_store.live_count(con, ref.server, ref.project_id))
+    if theirs == ours:
+        return result
+    full = _pull_project(store, api, ref, users, page_size=page_size, now=now, since=None)
+    return replace(full, n_new_rows=result.n_new_rows + full.n_new_rows,
+                   n_deleted=result.n_deleted + full.n_deleted,
+                   seconds=round(result.seconds + full.seconds, 3))
 
 
 def _skipped(store: Store, ref: ls_store.ProjectRef, status: str, message: str, now: datetime) -> PullResult:
@@ -528,11 +547,13 @@ def _skipped(store: Store, ref: ls_store.ProjectRef, status: str, message: str, 
 
 def pull(
     store: Store, api: LabelStudioApi, *, project: str | None = None, batch: str | None = None,
-    page_size: int = 1000,
+    page_size: int = 1000, full: bool = False,
 ) -> list[PullResult]:
     """Pull annotations of every live project pushed to this server (or only those titled
     `project` / holding `batch`). A project deleted in Label Studio, or whose label config
-    was changed, is reported (`status`) and skipped; the others are pulled."""
+    was changed, is reported (`status`) and skipped; the others are pulled: only tasks
+    updated since the project's last complete pull (checked, see `_pull_checked`), or
+    every task with `full` or when there was none."""
     server = projects.resolve_server(store, api)  # asks the server first: "cannot reach"
     refs = store.run(lambda con: ls_store.projects(con, server, name=project, batch=batch))
     if not refs:
@@ -564,6 +585,9 @@ def pull(
             out.append(_skipped(store, ref, "config drift",
                                 projects.config_drift_message(ref, check.config_diff), now))
         else:
-            result = _pull_project(store, api, ref, users, page_size=page_size, now=now)
+            skew = None if api.server_time is None else api.server_time - utcnow()
+            since = None if full else _since_last_pull(store, ref, skew)
+            result = _pull_checked(store, api, ref, users, page_size=page_size, now=now,
+                                   since=since)
             out.append(replace(result, settings_drift=check.settings_message))
     return out

@@ -418,3 +418,73 @@ def end_session(store: Store, token: str, why: str = "logout") -> None:
     token_hash = auth.session_token_hash(token)
     if token_hash is not None:
         store.run(lambda con: sstore.revoke(con, token_hash, utcnow(), why))
+
+
+# -- drafts on the Label page (a reload shows what was typed; a draft is never a label) -------
+
+DRAFT_MAX_CHARS = 2000
+"""The longest rationale the Label page takes (its box's `max_chars`) and a draft keeps."""
+
+
+def fetch_next_with_draft(store: Store, annotator: str, *, lease_minutes: float | None = None) -> dict[str, Any]:
+    """`fetch_next` plus `"draft"`: the annotator's draft for the question leased now (or
+    None), in the same transaction; their drafts for questions no longer under their live
+    lease (the lease moved on) are dropped. What a page's first render (a reload) calls."""
+    from curation.store import drafts as dstore
+
+    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        now = utcnow()
+        out = qstore.next_task(con, annotator, now=now, lease_minutes=lease_minutes)
+        dstore.delete_unleased(con, annotator, now)
+        task = out["task"]
+        out["draft"] = None if task is None else dstore.get(con, annotator, task["question_id"])
+        return out
+
+    return qstore.run_serialized(store, work)
+
+
+def save_draft(
+    store: Store, annotator: str, question_id: str, *, rationale: str | None = None,
+    label: str | None = None, confidence: int | None = None,
+) -> bool:
+    """Keep what the annotator has typed or chosen for a question leased to them (the
+    rationale exactly as typed). Returns True if a draft is kept; False, with any earlier
+    draft of that question deleted, if there is nothing to keep (all empty) or the question
+    is no longer under their live lease. Raises InputError for a label, confidence or length
+    the Label page cannot produce."""
+    from curation.schema import LABELS
+    from curation.store import drafts as dstore
+
+    if label is not None and label not in LABELS:
+        raise InputError(f"draft label {label!r} is not one of {', '.join(LABELS)}")
+    if confidence is not None and confidence not in (1, 2, 3):
+        raise InputError(f"draft confidence {confidence!r} is not 1, 2 or 3")
+    if rationale is not None and len(rationale) > DRAFT_MAX_CHARS:
+        raise InputError(f"the rationale has {len(rationale)} characters; at most {DRAFT_MAX_CHARS} are kept, "
+                         "shorten it")
+    rationale = rationale if rationale and rationale.strip() else None
+
+    def work(con: duckdb.DuckDBPyConnection) -> bool:
+        now = utcnow()
+        if (rationale is None and label is None and confidence is None) or not dstore.leased_to(
+                con, annotator, question_id, now):
+            dstore.delete(con, annotator, question_id)
+            return False
+        dstore.save(con, annotator, question_id, rationale=rationale, label=label, confidence=confidence, now=now)
+        return True
+
+    return store.run(work)
+
+
+def discard_draft(store: Store, annotator: str, question_id: str) -> None:
+    """Delete the annotator's draft of a question (labeled, skipped, or moved on from)."""
+    from curation.store import drafts as dstore
+
+    store.run(lambda con: dstore.delete(con, annotator, question_id))
+
+
+def draft_count(store: Store, annotator: str | None = None) -> int:
+    """How many drafts the store keeps (of one annotator, if given)."""
+    from curation.store import drafts as dstore
+
+    return store.run(lambda con: dstore.count(con, annotator))

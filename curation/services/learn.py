@@ -119,6 +119,7 @@ def train_model(
     batch_size: int = 16,
     include_import: bool = False,
     progress: Progress = None,
+    truncation: str = "head",
 ) -> dict[str, Any]:
     """Train on a labeled JSONL file or on the store's labels; save the model folder with the
     ids it saw (`seen_ids.json`). `out` must not exist (checked before training): a model
@@ -132,7 +133,7 @@ def train_model(
     from curation import active
     from curation import model as M
 
-    cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size)
+    cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size, truncation=truncation)
     cfg.validate()
     check_new_folder(out, "--out", what="model folder")
     gold_report: dict[str, Any] | None = None

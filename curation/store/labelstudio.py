@@ -236,22 +236,41 @@ def known_annotators(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 
 def live_versions(
-    con: duckdb.DuckDBPyConnection, server: str, project_id: int
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int,
+    task_ids: Sequence[int] | None = None,
 ) -> dict[int, VersionRow]:
-    """Latest stored version of each Label Studio annotation not yet seen deleted."""
+    """Latest stored version of each Label Studio annotation not yet seen deleted (of the
+    tasks `task_ids` only, when given)."""
+    only_tasks = "" if task_ids is None else "AND task_id IN (SELECT unnest($t))"
+    params: dict[str, Any] = {"s": server, "p": project_id}
+    if task_ids is not None:
+        params["t"] = list(task_ids)
     rows = dicts(con.execute(
-        """SELECT * EXCLUDE (rn) FROM (
+        f"""SELECT * EXCLUDE (rn) FROM (
                SELECT *, row_number() OVER (
                    PARTITION BY ls_annotation_id ORDER BY updated_at DESC, seen_at DESC) AS rn
                FROM ls_annotation_versions
-               WHERE server = ? AND project_id = ? AND kind = 'version'
+               WHERE server = $s AND project_id = $p AND kind = 'version' {only_tasks}
                  AND ls_annotation_id NOT IN (
                      SELECT ls_annotation_id FROM ls_annotation_versions
-                     WHERE server = ? AND project_id = ? AND kind = 'deleted'))
+                     WHERE server = $s AND project_id = $p AND kind = 'deleted'))
            WHERE rn = 1""",
-        [server, project_id, server, project_id],
+        params,
     ))
     return {int(r["ls_annotation_id"]): VersionRow(**r) for r in rows}
+
+
+def live_count(con: duckdb.DuckDBPyConnection, server: str, project_id: int) -> int:
+    """How many Label Studio annotations of a project the store holds as live (latest
+    version stored, not seen deleted): skips included, as Label Studio counts them."""
+    row = con.execute(
+        "SELECT count(DISTINCT ls_annotation_id) FROM ls_annotation_versions "
+        "WHERE server = ? AND project_id = ? AND kind = 'version' AND ls_annotation_id NOT IN ("
+        "SELECT ls_annotation_id FROM ls_annotation_versions WHERE server = ? AND project_id = ? "
+        "AND kind = 'deleted')",
+        [server, project_id, server, project_id],
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def known_versions(
@@ -350,6 +369,20 @@ def log_sync(
         [server, project_id, direction, batch_id, status, started_at, finished_at, n_tasks,
          n_new_rows, n_deleted, n_pages, message],
     )
+
+
+def last_complete_pull(
+    con: duckdb.DuckDBPyConnection, server: str, project_id: int
+) -> datetime | None:
+    """When the latest complete pull of a project started (our clock, naive UTC); None if
+    there was none. A pull is logged `ok` only once everything it listed is stored; a
+    failed or skipped one is logged `failed`."""
+    row = con.execute(
+        "SELECT max(started_at) FROM ls_sync_log WHERE server = ? AND project_id = ? "
+        "AND direction = 'pull' AND status = 'ok'",
+        [server, project_id],
+    ).fetchone()
+    return row[0] if row else None
 
 
 def last_syncs(

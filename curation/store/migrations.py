@@ -425,3 +425,24 @@ APP_SESSIONS = Migration(
 )
 
 MIGRATIONS.append(APP_SESSIONS)
+
+# Drafts on the Label page (`curation.store.drafts`): what an annotator has typed or chosen
+# for the question leased to them, so that a reload shows it again. Not labels: deleted when
+# the question is labeled or skipped, or when the lease has moved on.
+DRAFTS = Migration(
+    11,
+    "label page drafts (rationale, label, confidence) per annotator and question",
+    (
+        f"""CREATE TABLE drafts (
+            user_name VARCHAR NOT NULL,
+            question_id VARCHAR NOT NULL,
+            rationale VARCHAR,
+            label VARCHAR CHECK (label IS NULL OR label IN {_LABEL}),
+            confidence INTEGER CHECK (confidence IS NULL OR confidence BETWEEN 1 AND 3),
+            updated_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_name, question_id)
+        )""",
+    ),
+)
+
+MIGRATIONS.append(DRAFTS)

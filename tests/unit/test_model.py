@@ -273,3 +273,111 @@ def test_cli_train_default_model_offline_says_use_minilm(tmp_path: Path) -> None
     assert out.returncode == 1, out.stdout + out.stderr[-2000:]
     assert "--model minilm" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "m").exists()
+
+
+# -- truncation: head | head_tail ---------------------------------------------------------
+def _long_text() -> tuple[str, str]:
+    """A real long stem (made longer) with ten options; returns (input text, last option's text)."""
+    row = max(_rows(200), key=lambda r: len(r["question"]))
+    options = dict(row["options"])
+    last = sorted(options)[-1]
+    return format_for_model(row["question"] + "\n\n" + row["question"], options), options[last]
+
+
+def _contains(seq: list[int], part: list[int]) -> bool:
+    return any(seq[i : i + len(part)] == part for i in range(len(seq) - len(part) + 1))
+
+
+def test_head_tail_split() -> None:
+    assert M.head_tail_split(254) == (64, 190)
+    assert M.head_tail_split(510) == (64, 446)
+    assert M.head_tail_split(30) == (15, 15)
+    assert M.head_tail_split(0) == (0, 0)
+
+
+def test_head_tail_keeps_the_last_option_and_head_does_not(tiny_bert: Path) -> None:
+    tok, mdl = M.load_base(str(tiny_bert))
+    text, last_option = _long_text()
+    want = tok(last_option, add_special_tokens=False)["input_ids"]
+    full = tok(text)["input_ids"]
+    assert len(full) > 200 and _contains(full, want)
+    head, tail = (M.tokenize(tok, [text], 64, mode)[0] for mode in ("head", "head_tail"))
+    assert len(head) == len(tail) == 64
+    assert head == tok([text], truncation=True, max_length=64)["input_ids"][0]  # head: as before
+    assert not _contains(head, want) and _contains(tail, want)
+    cls, sep = full[0], full[-1]
+    assert tail[0] == cls and tail[-1] == sep and tail[1:32] == full[1:32] and tail[32:-1] == full[-32:-1]
+    short = "a patient with fever"
+    assert M.tokenize(tok, [short], 64, "head") == M.tokenize(tok, [short], 64, "head_tail")  # short: uncut
+    # scoring and frozen embeddings apply the mode: the long text changes, the short one does not
+    info = M.ModelInfo("transformer", "t", str(tiny_bert), 0.5, M.Calibrator().to_dict(), 64)
+    clf = M.TransformerClassifier(tok, mdl, info, M.DeviceChoice("cpu", None))
+    z_head = clf.logits([text, short])
+    clf.info.truncation = "head_tail"
+    assert clf.encode([text])[0] == tail
+    z_tail = clf.logits([text, short])
+    assert z_head[1] == pytest.approx(z_tail[1], abs=1e-6) and abs(z_head[0] - z_tail[0]) > 1e-6
+    e_head, e_tail = (M.frozen_embeddings(str(tiny_bert), [text], max_length=64, device="cpu", truncation=m) for m in ("head", "head_tail"))
+    assert not np.allclose(e_head, e_tail)
+    with pytest.raises(InputError, match="truncation 'tail'"):
+        M.tokenize(tok, [text], 64, "tail")
+
+
+def test_head_tail_model_round_trip_and_old_models_load_as_head(tmp_path: Path, tiny_bert: Path, data: tuple[list[str], list[str]]) -> None:
+    texts, labels = data
+    text, _ = _long_text()
+    cfg = M.TrainConfig(base=str(tiny_bert), epochs=1, max_length=64, batch_size=32, seed=0, device="cpu", truncation="head_tail")
+    clf = M.train(texts[:80], labels[:80], cfg)
+    assert clf.info.truncation == "head_tail" and clf.info.config["truncation"] == "head_tail"
+    path = clf.save(tmp_path / "m")
+    meta = json.loads((path / M.MODEL_FILE).read_text())
+    assert meta["truncation"] == "head_tail"
+    again = M.load(path, device="cpu")
+    assert again.info.truncation == "head_tail"
+    assert np.allclose(again.logits([text]), clf.logits([text]), atol=1e-5)
+    # a model folder written before the mode was recorded loads as head
+    del meta["truncation"]
+    (path / M.MODEL_FILE).write_text(json.dumps(meta))
+    old = M.load(path, device="cpu")
+    assert old.info.truncation == "head"
+    assert isinstance(old, M.TransformerClassifier) and old.encode([text]) == M.tokenize(old.tokenizer, [text], 64, "head")
+    meta["truncation"] = "middle"
+    (path / M.MODEL_FILE).write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="truncation 'middle'"):
+        M.load(path, device="cpu")
+    with pytest.raises(InputError, match="truncation 'tail' is not one of head, head_tail"):
+        M.TrainConfig(truncation="tail").validate()
+
+
+# -- the CPU bf16 probe ---------------------------------------------------------------------
+def test_prefer_bf16_decision() -> None:
+    assert M.prefer_bf16(0.0100, 0.0040)  # 2.5x: the AMD EPYC with avx512_bf16
+    assert M.prefer_bf16(1.3, 1.0)  # exactly the bar
+    assert not M.prefer_bf16(1.25, 1.0)  # faster, but not clearly
+    assert not M.prefer_bf16(0.004, 0.010)  # bf16 emulated: slower
+    assert not M.prefer_bf16(0.0, 0.001) and not M.prefer_bf16(0.001, 0.0) and not M.prefer_bf16(float("nan"), 0.001)
+    assert M.prefer_bf16(1.1, 1.0, min_speedup=1.05)
+
+
+def test_cpu_bf16_probe_caches_per_process_and_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from curation import devices
+
+    if M.cpu_has_native_bf16():
+        pytest.skip("AMX: bf16 without timing")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(devices, "_PROBE_ANSWER", {})
+    answer = M.cpu_bf16_probe()
+    cache = tmp_path / "curation" / "cpu_bf16_probe.json"
+    entry = next(iter(json.loads(cache.read_text()).values()))
+    assert entry["bf16"] is answer and entry["fp32_seconds"] > 0 and entry["bf16_seconds"] > 0
+    assert answer is M.prefer_bf16(entry["fp32_seconds"], entry["bf16_seconds"])
+    assert M.select_device("auto", cuda_available=False) == M.DeviceChoice("cpu", "bfloat16" if answer else None)
+    # a new process reads the disk answer instead of timing again (here: the opposite one, written by hand)
+    key = next(iter(json.loads(cache.read_text())))
+    cache.write_text(json.dumps({key: {**entry, "bf16": not answer}}))
+    monkeypatch.setattr(devices, "_PROBE_ANSWER", {})
+    assert M.cpu_bf16_probe() is (not answer)
+    assert M.cpu_bf16_probe(use_disk_cache=False) is (not answer)  # the process keeps its answer
+    cache.write_text("{not json")  # a broken cache is probed again and rewritten
+    monkeypatch.setattr(devices, "_PROBE_ANSWER", {})
+    assert isinstance(M.cpu_bf16_probe(), bool) and json.loads(cache.read_text())

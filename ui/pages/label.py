@@ -21,7 +21,15 @@ after a label still running on another script thread of the session (`_lock`); t
 refuses a label for a question already finished (another tab) and an undo whose target
 has changed, and the page then shows why and re-reads the queue.
 
-Every write (label, skip, undo, the lease of a first fetch) first checks the session and
+Drafts survive a reload. What is typed or chosen below the question (rationale, label,
+confidence) is kept in the store as a draft of that question (`_save_draft`, on Streamlit's
+own change events: a typing pause of `DRAFT_PAUSE`, Esc, leaving the box, a click) and put
+back into the boxes when the page's first render (a reload, a new tab) leases the same
+question again; the session remembers which drafts it kept (`lab_drafts`), so a label
+deletes its draft with one small delete, and a label with nothing typed pays nothing. A
+draft is never a label, and it is shown only as the value of its own box (never as HTML).
+
+Every write (label, skip, undo, the lease of a first fetch, a draft) first checks the session and
 re-reads the account (`_writer`, i.e. `ui.common.require_active_user`) in the callback
 itself: a click runs its callback before the page's own `require_role`, so an expired
 session or a disabled account would otherwise store one more label.
@@ -63,7 +71,51 @@ def _writer() -> str | None:
 def _set_state(result: dict[str, Any]) -> None:
     st.session_state["lab_task"] = result["task"]
     st.session_state["lab_progress"] = (result["done"], result["remaining"], result["progress"])
-    st.session_state["lab_event"] = annotate.new_event_id()
+    event_id = st.session_state["lab_event"] = annotate.new_event_id()
+    task = result["task"]
+    draft = None if task is None else _drafts().get(task["question_id"])
+    if draft:  # this question's draft, back in its boxes (set before they are drawn)
+        for key, value in ((f"lab_rat_{event_id}", draft["rationale"]), (f"lab_pick_{event_id}", draft["label"]),
+                           (f"lab_conf_{event_id}", draft["confidence"])):
+            if value is not None:
+                st.session_state[key] = str(value)
+
+
+def _drafts() -> dict[str, dict[str, Any]]:
+    """`lab_drafts`: question id -> the draft this session knows is kept in the store."""
+    drafts: dict[str, dict[str, Any]] = st.session_state.setdefault("lab_drafts", {})
+    return drafts
+
+
+def _save_draft(question_id: str, event_id: str) -> None:
+    """Rationale/label/confidence changed (Streamlit's own change events: a typing pause, Esc,
+    leaving the box, a click): keep them in the store, so a reload shows them again."""
+    with _lock():  # after a label of this session: its screen is gone, nothing to keep
+        if st.session_state.get("lab_event") != event_id:
+            return
+        rationale = st.session_state.get(f"lab_rat_{event_id}")
+        label = st.session_state.get(f"lab_pick_{event_id}")
+        conf = st.session_state.get(f"lab_conf_{event_id}")
+        me = _writer()
+        if me is None:
+            return
+        try:
+            kept = annotate.save_draft(store, me, question_id, rationale=rationale, label=label,
+                                       confidence=int(conf) if conf else None)
+        except CurationError as exc:
+            st.session_state["lab_error"] = f"Your draft was not kept: {exc}"
+            return
+        if kept:
+            _drafts()[question_id] = {"rationale": rationale, "label": label, "confidence": conf}
+        else:
+            _drafts().pop(question_id, None)
+
+
+def _drop_draft(me: str, question_id: str) -> None:
+    """The question was answered (or finished elsewhere): delete its draft, if this session
+    kept one (a label with nothing typed pays no store call)."""
+    if _drafts().pop(question_id, None) is not None:
+        annotate.discard_draft(store, me, question_id)
 
 
 def _refresh_after_conflict(me: str, message: str) -> None:
@@ -116,8 +168,10 @@ def _act(action: str, label: str | None, question_id: str, event_id: str, versio
                 st.session_state["lab_flash"] = (
                     f"Already recorded for question {question_id}; nothing changed.")
             _set_state(result)
+            _drop_draft(me, question_id)  # after the screen moved on: a failure here loses no label
         except ConflictError as exc:
             _refresh_after_conflict(me, str(exc))
+            _drop_draft(me, question_id)
         except CurationError as exc:
             st.session_state["lab_error"] = str(exc)
 
@@ -172,6 +226,7 @@ except CurationError as exc:
     st.stop()
 
 ACTIONS = "lab_actions"  # the pinned action bar's container key
+DRAFT_PAUSE = "500ms"  # a typing pause this long keeps the rationale typed so far (`_save_draft`)
 LEGEND = ("Keys: **1** reasoning · **2** knowledge · **S** skip · **U** undo last · "
           "**Ctrl/⌘+Enter** submit the label chosen below (also from inside the rationale) · "
           "**Esc** leave a text box")
@@ -189,7 +244,11 @@ def _read_state() -> tuple[dict[str, Any] | None, tuple[int, int, float], str, s
             if writer is None:
                 st.rerun()
             assert writer is not None
-            _set_state(annotate.fetch_next(store, writer))
+            result = annotate.fetch_next_with_draft(store, writer)  # a reload: the draft comes back
+            draft = result["draft"]
+            if draft is not None:
+                _drafts()[draft["question_id"]] = draft
+            _set_state(result)
             _read_last(writer)
         elif "lab_last" not in st.session_state:
             _read_last(ME)
@@ -246,11 +305,16 @@ def labeling_area() -> None:
     _question(task, event_id)
     with st.container(border=True):
         c1, c2 = st.columns(2)
+        # each change is kept as a draft in the store (`_save_draft`): a reload shows it again
+        draft = (qid, event_id)
         c1.segmented_control("Your label", options=["reasoning", "knowledge"], key=f"lab_pick_{event_id}",
-                             format_func=str.capitalize, help="Submitted with Ctrl/⌘+Enter")
+                             format_func=str.capitalize, help="Submitted with Ctrl/⌘+Enter",
+                             on_change=_save_draft, args=draft)
         c2.segmented_control("Confidence (optional)", options=["1", "2", "3"],
-                             key=f"lab_conf_{event_id}", help="1 = unsure, 3 = sure")
-        st.text_input("Rationale (optional)", key=f"lab_rat_{event_id}", max_chars=2000,
+                             key=f"lab_conf_{event_id}", help="1 = unsure, 3 = sure", on_change=_save_draft, args=draft)
+        # `live`: committed after a typing pause too, so a reload right after typing keeps the text
+        st.text_input("Rationale (optional)", key=f"lab_rat_{event_id}", max_chars=annotate.DRAFT_MAX_CHARS,
+                      live=DRAFT_PAUSE, on_change=_save_draft, args=draft,
                       placeholder="Type freely (1 and 2 are text here); Ctrl/⌘+Enter submits, Esc leaves")
         st.button("Submit chosen label", key=f"btn_submit_{event_id}", shortcut="ctrl+enter",
                   on_click=_submit_chosen, args=(qid, event_id, version))
