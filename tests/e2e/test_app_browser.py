@@ -210,7 +210,7 @@ def test_two_annotators_label_with_keyboard_and_agreement_shows_kappa(app_url, b
     expected = cohen_kappa_score([ann1[k] for k in sorted(ann1)], [ann2[k] for k in sorted(ann2)])
     assert expected == pytest.approx(0.5)  # po = 3/4, pe = 1/2
     ctx, page = log_in(browser, url, "boss")
-    page.get_by_role("link", name="Agreement").click()
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Agreement").click()  # the menu's, not the Overview's
     box = page.locator(".st-key-metric_mean_pairwise_cohen")
     expect(box.get_by_test_id("stMetricValue")).to_have_text(f"{expected:.3f}")
     expect(page.locator(".st-key-metric_percent_agreement").get_by_test_id("stMetricValue")).to_have_text("0.750")

@@ -106,7 +106,7 @@ def test_an_earlier_label_is_reopened_and_changed(app_url, browser, tmp_path) ->
     wait_idle(page)
     shot(page, tmp_path, "label")
 
-    page.get_by_role("link", name="My progress").click()
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="My progress").click()  # the menu's, not the Overview's
     expect(page.get_by_text("My answers")).to_be_visible()
     page.locator(".st-key-hist_qid input").click()
     page.locator(".st-key-hist_qid input").fill(first)  # the box filters its options by what is typed
@@ -133,7 +133,7 @@ def test_adjudication_with_shortcuts(app_url, browser, tmp_path) -> None:  # noq
             res = annotate.submit_and_next(store, name, res["task"]["question_id"], action="label",
                                            label=label, event_id=annotate.new_event_id())
     ctx, page = log_in(browser, app_url["start"](), "boss")
-    page.get_by_role("link", name="Adjudication").click()
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Adjudication").click()  # the menu's, not the Overview's
     expect(page.get_by_text("Votes per item")).to_be_visible()
     expect(page.get_by_test_id("stCaptionContainer").filter(has_text="votes: reasoning 1 (ann1)")).to_be_visible()
     wait_idle(page)
@@ -210,12 +210,12 @@ def test_maintainer_pages_screenshots(app_url, browser, tmp_path) -> None:  # no
             res = annotate.submit_and_next(store, name, qid, action="label", event_id=annotate.new_event_id(),
                                            label="reasoning" if labels[int(qid[2:])] == "r" else "knowledge")
     ctx, page = log_in(browser, app_url["start"](), "boss")
-    page.get_by_role("link", name="Agreement").click()
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Agreement").click()  # the menu's, not the Overview's
     expect(page.get_by_text("fewer than 30 items").first).to_be_visible()
     expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(3)
     assert page.get_by_text("None", exact=True).count() == 0
     shot(page, tmp_path, "agreement")
-    page.get_by_role("link", name="Models").click()
+    page.get_by_test_id("stSidebarNavItems").get_by_role("link", name="Models").click()  # the menu's, not the Overview's
     expect(page.get_by_text("Models and agreement with people")).to_be_visible()
     shot(page, tmp_path, "models")
     ctx.close()
