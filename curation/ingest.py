@@ -88,10 +88,7 @@ class QuestionRows:
 
     def take(self, positions: Sequence[int]) -> pa.Table:
         """A copy of the rows at these positions."""
-        if self._writer is not None:
-            self._writer.close()
-            self._sink.close()
-            self._writer = self._sink = None
+        self._finish_writing()
         source = pa.memory_map(str(self._path))
         try:
             table = pa.ipc.open_file(source).read_all()  # zero-copy views of the mapped file
@@ -101,11 +98,14 @@ class QuestionRows:
             source.close()
         return out
 
-    def close(self) -> None:
+    def _finish_writing(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._sink.close()
             self._writer = self._sink = None
+
+    def close(self) -> None:
+        self._finish_writing()
         self._dir.cleanup()
 
 

@@ -31,6 +31,7 @@ ProjectOption = Annotated[
     str | None,
     typer.Option("--project", help="Label Studio project title [default: 'curation <batch>']"),
 ]
+OfflineOption = Annotated[bool, typer.Option("--offline", help="Only the store's view; do not ask the server.")]
 
 ls_app = typer.Typer(
     name="ls",
@@ -128,9 +129,7 @@ def _print_pull(results: list[lsmod.PullResult]) -> None:
 def status_cmd(
     url: UrlOption = None,
     api_key: KeyOption = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Only the store's view; do not ask the server.")
-    ] = False,
+    offline: OfflineOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -178,9 +177,7 @@ def map_user_cmd(
 def projects_cmd(
     url: UrlOption = None,
     api_key: KeyOption = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Only the store's view; do not ask the server.")
-    ] = False,
+    offline: OfflineOption = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
