@@ -35,7 +35,7 @@ RELEASE_VERSION = "v0.1.0-demo"
 
 def demo_dir(store: Store) -> Path:
     """Where demo artefacts go (models, credentials): `$CURATION_DEMO_DIR`, else beside the store."""
-    return Path(os.environ.get("CURATION_DEMO_DIR") or store.path.parent)
+    return Path(os.environ.get("CURATION_DEMO_DIR") or store.home)
 
 
 def exports_dir() -> Path:

@@ -365,7 +365,7 @@ def ingest_paths(
             raise IngestError(problems)
         job = _Job(store, names, parsed, rows, report, problems, {n: _sha256(n) for n in names},
                    benchmark=benchmark, split=split, dry_run=dry_run, move_split=move_split)
-        if dry_run and not store.path.exists():  # against an empty store: a dry run creates none
+        if dry_run and not store.exists():  # against an empty store: a dry run creates none
             return job.fill(job.plan({}, {}, {}))
         return job.write()
     finally:

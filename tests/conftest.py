@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # pgserver
 
 from curation.ingest import sample_path
 from curation.store import Store
@@ -20,8 +23,32 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the test session (Debian's binaries, a temp dir and a
+    free port); each test that needs it takes a fresh database (`pg_url`). Without the
+    binaries the tests skip, or fail under CURATION_REQUIRE_PG=1 (CI)."""
+    import pgserver
+
+    if not pgserver.available():
+        if os.environ.get("CURATION_REQUIRE_PG") == "1":
+            pytest.fail("PostgreSQL server binaries not found (apt-get install postgresql)")
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql)")
+    with pgserver.PgServer() as server:
+        yield server
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def pg_url(pg_server: Any) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return str(pg_server.new_database())
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A fresh store: a DuckDB file, and the same tests again on a real PostgreSQL server."""
+    if request.param == "postgres":
+        return Store(request.getfixturevalue("pg_url"))
     return Store(tmp_path / "store.duckdb")
 
 

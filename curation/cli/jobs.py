@@ -49,7 +49,7 @@ def worker_cmd(
         _say(f"job {job['id']} {job['kind']}: {state}")
 
     wid = worker_id or loop.default_worker_id()
-    _say(f"worker {wid} on {st.path} (device {device}, kinds {kinds or 'all'})")
+    _say(f"worker {wid} on {st.key} (device {device}, kinds {kinds or 'all'})")
     out = loop.run_worker(st, worker_id=wid, kinds=kinds.split(",") if kinds else None, device=device, once=once,
                           lease_seconds=lease_seconds, poll_seconds=poll_seconds, loop=run_loop, stop=stop, on_job=on_job)
     _say(f"worker {wid}: {len(out['jobs'])} job(s) run")

@@ -120,6 +120,9 @@ def _gate(path: Path) -> FileGate:
 
 def path_of(con: duckdb.DuckDBPyConnection) -> str:
     """The store file behind a connection from `Store.connect` (else asks DuckDB)."""
+    key = getattr(con, "store_key", None)
+    if key is not None:  # a PostgreSQL connection
+        return str(key)
     path = _OPEN.get(id(con))
     if path is not None:
         return str(path)
@@ -207,7 +210,21 @@ def creating_stores(allowed: bool) -> Iterator[None]:
 
 
 class Store:
-    """A DuckDB store file. Cheap to create; the file is taken per unit of work."""
+    """A DuckDB store file. Cheap to create; the file is taken per unit of work.
+
+    `Store("postgresql://...")` (or `CURATION_DB` set to such a URL) gives a
+    `curation.store.postgres.PgStore` instead: the same API on a PostgreSQL server."""
+
+    backend = "duckdb"
+
+    def __new__(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> "Store":
+        if cls is Store:
+            value = path if path not in (None, "") else os.environ.get("CURATION_DB")
+            if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+                from curation.store.postgres import PgStore
+
+                return super().__new__(PgStore)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -229,6 +246,23 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    @property
+    def key(self) -> str:
+        """What names this store in messages and caches (the file; a URL without password)."""
+        return str(self.path)
+
+    @property
+    def home(self) -> Path:
+        """Where files that go with the store live by default (model folders, demo files)."""
+        return self.path.parent
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def queue_lock(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Serialize the queue's lease/submit transactions: nothing to do here, the file is
+        held by one process at a time (`queue.run_serialized` serializes its threads)."""
 
     def require_file(self) -> None:
         """Raise `StoreMissingError` if there is no store file here and this Store may not create one."""

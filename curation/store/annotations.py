@@ -65,7 +65,9 @@ def append(con: duckdb.DuckDBPyConnection, rows: Sequence[Annotation]) -> int:
     import pyarrow as pa
 
     names = [c.strip() for c in _COLUMNS.split(",")]
-    table = pa.Table.from_pylist([dict(zip(names, v, strict=True)) for v in values])
+    types = {"confidence": pa.int32(), "suggestion_shown": pa.bool_(), "created_at": pa.timestamp("us")}
+    schema = pa.schema([(n, types.get(n, pa.string())) for n in names])  # typed even when a column is all null
+    table = pa.Table.from_pylist([dict(zip(names, v, strict=True)) for v in values], schema=schema)
     con.register("_new_annotations", table)
     try:
         con.execute(
@@ -85,7 +87,7 @@ CURRENT_LABELS_SQL = """
         SELECT *, row_number() OVER (
             PARTITION BY question_id, annotator ORDER BY created_at DESC, seq DESC) AS rn
         FROM annotations WHERE action IN ('label', 'retract')
-    ) WHERE rn = 1 AND action = 'label'
+    ) AS latest WHERE rn = 1 AND action = 'label'
 """
 
 
@@ -163,7 +165,7 @@ def current_adjudications(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str,
     rows = con.execute(
         """SELECT question_id, label, maintainer, note, created_at FROM (
                SELECT *, row_number() OVER (PARTITION BY question_id ORDER BY created_at DESC, seq DESC) rn
-               FROM adjudications) WHERE rn = 1"""
+               FROM adjudications) AS latest WHERE rn = 1"""
     ).fetchall()
     return {
         r[0]: {"label": r[1], "maintainer": r[2], "note": r[3], "created_at": r[4]} for r in rows
@@ -221,7 +223,7 @@ def labels_per_day(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Label rows per day and source (for the activity chart)."""
     return dicts(con.execute(
         "SELECT CAST(created_at AS DATE) AS day, source, count(*) AS labels FROM annotations "
-        "WHERE action = 'label' GROUP BY ALL ORDER BY day, source"
+        "WHERE action = 'label' GROUP BY CAST(created_at AS DATE), source ORDER BY day, source"
     ))
 
 

@@ -221,6 +221,35 @@ def cancel(con: duckdb.DuckDBPyConnection, job_id: int, *, now: datetime, by: st
     return get_job(con, job_id)
 
 
+def note_ended(con: duckdb.DuckDBPyConnection, job_id: int, note: str, *, now: datetime,
+               result: Mapping[str, Any] | None = None) -> bool:
+    """Add `note` to a failed or cancelled job's message (and error, if it failed) and log,
+    and set its result if given; False if the job is not failed or cancelled."""
+    job = get_job(con, job_id)
+    if job["state"] not in ("failed", "cancelled"):
+        return False
+    error = f"{job['error']}; {note}" if job["state"] == "failed" else job["error"]
+    keep = result if result is not None else job["result"]
+    con.execute(
+        "UPDATE jobs SET message = ?, error = ?, result = ?, log_tail = ? WHERE id = ? AND state = ?",
+        [f"{job['message']}; {note}", error, None if keep is None else _dump(keep),
+         J.append_log(job["log_tail"], f"{now:%H:%M:%S} {note}"), job_id, job["state"]])
+    return True
+
+
+def withdrawn_models(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Model version -> why, of models a train job registered before it failed or was
+    cancelled (`services.loop.settle_train_folder` names them in the job's result): kept in
+    `models`, never the current model."""
+    out: dict[str, str] = {}
+    for (raw,) in con.execute("SELECT result FROM jobs WHERE kind = 'train' AND state IN ('failed', 'cancelled') "
+                              "AND result IS NOT NULL").fetchall():
+        res = json.loads(raw) if isinstance(raw, str) else raw
+        if isinstance(res, dict) and res.get("withdrawn") and res.get("model_version"):
+            out[str(res["model_version"])] = str(res["withdrawn"])
+    return out
+
+
 def job_result(con: duckdb.DuckDBPyConnection, job_id: int) -> dict[str, Any]:
     """The result of a done job (what a dependent job reads)."""
     job = get_job(con, job_id)
@@ -239,8 +268,10 @@ def get_policy(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 def set_policy(con: duckdb.DuckDBPyConnection, policy: Mapping[str, Any], *, paused: bool,
                stopped_reason: str | None, now: datetime, by: str | None) -> None:
     con.execute(
-        "INSERT OR REPLACE INTO loop_policy (id, policy, paused, stopped_reason, updated_at, updated_by) "
-        "VALUES (1, ?, ?, ?, ?, ?)", [_dump(dict(policy)), paused, stopped_reason, now, by])
+        "INSERT INTO loop_policy (id, policy, paused, stopped_reason, updated_at, updated_by) "
+        "VALUES (1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET policy = excluded.policy, "
+        "paused = excluded.paused, stopped_reason = excluded.stopped_reason, "
+        "updated_at = excluded.updated_at, updated_by = excluded.updated_by", [_dump(dict(policy)), paused, stopped_reason, now, by])
 
 
 def label_seq(con: duckdb.DuckDBPyConnection) -> int:

@@ -16,6 +16,7 @@ exist (`existing_questions`), stored label rows a deletion restates
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,7 +150,9 @@ def add_tasks(
          "question_id": t.question_id, "batch_id": t.batch_id,
          "suggestion_shown": t.suggestion_shown, "pushed_at": pushed_at}
         for t in tasks
-    ])
+    ], schema=pa.schema([("server", pa.string()), ("project_id", pa.int64()), ("task_id", pa.int64()),
+                         ("question_id", pa.string()), ("batch_id", pa.string()),
+                         ("suggestion_shown", pa.bool_()), ("pushed_at", pa.timestamp("us"))]))
     con.register("_ls_tasks", table)
     try:
         con.execute(
@@ -222,7 +225,9 @@ def set_user(
     if not annotator.strip():
         raise InputError("annotator name is empty")
     con.execute(
-        "INSERT OR REPLACE INTO ls_users VALUES (?,?,?,?,?,?)",
+        "INSERT INTO ls_users VALUES (?,?,?,?,?,?) ON CONFLICT (server, ls_user_id) DO UPDATE SET "
+        "email = excluded.email, annotator = excluded.annotator, explicit = excluded.explicit, "
+        "created_at = excluded.created_at",
         [server, ls_user_id, email, annotator, True, created_at],
     )
 
@@ -246,18 +251,18 @@ def live_versions(
     if task_ids is not None:
         params["t"] = list(task_ids)
     rows = dicts(con.execute(
-        f"""SELECT * EXCLUDE (rn) FROM (
+        f"""SELECT * FROM (
                SELECT *, row_number() OVER (
                    PARTITION BY ls_annotation_id ORDER BY updated_at DESC, seen_at DESC) AS rn
                FROM ls_annotation_versions
                WHERE server = $s AND project_id = $p AND kind = 'version' {only_tasks}
                  AND ls_annotation_id NOT IN (
                      SELECT ls_annotation_id FROM ls_annotation_versions
-                     WHERE server = $s AND project_id = $p AND kind = 'deleted'))
+                     WHERE server = $s AND project_id = $p AND kind = 'deleted')) AS latest
            WHERE rn = 1""",
         params,
     ))
-    return {int(r["ls_annotation_id"]): VersionRow(**r) for r in rows}
+    return {int(r["ls_annotation_id"]): VersionRow(**{k: v for k, v in r.items() if k != "rn"}) for r in rows}
 
 
 def live_count(con: duckdb.DuckDBPyConnection, server: str, project_id: int) -> int:
@@ -327,12 +332,23 @@ def latest_contents(
     return {int(r[0]): tuple(r[1:]) for r in rows}
 
 
+def _version_schema() -> Any:
+    """`VersionRow` as Arrow types: typed even when a column is all null (PostgreSQL does
+    not cast a text column into an integer one)."""
+    import pyarrow as pa
+
+    types = {"project_id": pa.int64(), "ls_annotation_id": pa.int64(), "task_id": pa.int64(),
+             "seen_at": pa.timestamp("us"), "ls_completed_by": pa.int64(), "ls_updated_by": pa.int64(),
+             "lead_time": pa.float64(), "accepted_prediction": pa.bool_(), "ground_truth": pa.bool_()}
+    return pa.schema([(f.name, types.get(f.name, pa.string())) for f in dataclasses.fields(VersionRow)])
+
+
 def add_versions(con: duckdb.DuckDBPyConnection, rows: Sequence[VersionRow]) -> None:
     if not rows:
         return
     import pyarrow as pa
 
-    table = pa.Table.from_pylist([r.__dict__ for r in rows])
+    table = pa.Table.from_pylist([r.__dict__ for r in rows], schema=_version_schema())
     con.register("_ls_versions", table)
     try:
         con.execute(
@@ -408,7 +424,7 @@ _CURRENT_VERSIONS = """WITH cur AS (
                    WHERE d.server = $s AND d.kind = 'deleted' AND d.project_id = v.project_id
                      AND d.ls_annotation_id = v.ls_annotation_id)),
            per_task AS (SELECT project_id, task_id, count(*) FILTER (WHERE action = 'label') n
-                        FROM cur GROUP BY ALL)"""
+                        FROM cur GROUP BY project_id, task_id)"""
 
 
 def project_counts(con: duckdb.DuckDBPyConnection, server: str) -> list[dict[str, Any]]:
@@ -448,8 +464,8 @@ def over_k_tasks(
     enforce K against a direct POST), with the annotators of those labels."""
     return dicts(con.execute(
         _CURRENT_VERSIONS + """
-           SELECT cur.task_id, any_value(t.question_id) AS question_id,
-                  list(cur.annotator ORDER BY cur.annotator) AS annotators
+           SELECT cur.task_id, min(t.question_id) AS question_id,
+                  array_agg(cur.annotator ORDER BY cur.annotator) AS annotators
            FROM cur JOIN ls_tasks t ON t.server = $s AND t.project_id = cur.project_id
                                    AND t.task_id = cur.task_id
            WHERE cur.project_id = $p AND cur.action = 'label'

@@ -189,14 +189,20 @@ def current_model(
     con: duckdb.DuckDBPyConnection, *, name: str | None = None, scored: bool = False
 ) -> dict[str, Any] | None:
     """The model callers use when none is named: the newest one trained here (never a set
-    of predictions imported with a dataset), optionally the newest that has predictions
-    (`scored`). `name` picks one by version, imported ones included; unknown -> NotFoundError."""
+    of predictions imported with a dataset, never a model withdrawn because its training
+    job failed or was cancelled after registering it: `store.jobs.withdrawn_models`),
+    optionally the newest that has predictions (`scored`). `name` picks one by version,
+    imported and withdrawn ones included; unknown -> NotFoundError."""
+    from curation.store.jobs import withdrawn_models
+
     if name is not None:
         return get_model(con, name)
+    withdrawn = withdrawn_models(con)
     sql = f"SELECT * FROM models WHERE kind <> '{rules.IMPORTED_MODEL_KIND}'"
     if scored:
         sql += " AND version IN (SELECT DISTINCT model_version FROM predictions)"
-    rows = dicts(con.execute(sql + " ORDER BY created_at DESC, version DESC LIMIT 1"))
+    rows = dicts(con.execute(sql + " ORDER BY created_at DESC, version DESC LIMIT ?", [len(withdrawn) + 1]))
+    rows = [r for r in rows if r["version"] not in withdrawn]
     return _model_row(rows[0]) if rows else None
 
 
@@ -229,8 +235,11 @@ def write_predictions(
     con.register("_new_predictions", table)
     try:
         con.execute(
-            "INSERT OR REPLACE INTO prediction_rows SELECT model_version, question_id, reasoning_prob, "
-            "is_reasoning, reasoning_threshold, created_at FROM _new_predictions"
+            "INSERT INTO prediction_rows SELECT model_version, question_id, reasoning_prob, "
+            "is_reasoning, reasoning_threshold, created_at FROM _new_predictions "
+            "ON CONFLICT (model_version, question_id) DO UPDATE SET reasoning_prob = excluded.reasoning_prob, "
+            "is_reasoning = excluded.is_reasoning, reasoning_threshold = excluded.reasoning_threshold, "
+            "created_at = excluded.created_at"
         )
     finally:
         con.unregister("_new_predictions")

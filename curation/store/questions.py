@@ -110,16 +110,16 @@ def lookup_keys(
     con.register("_keys", keys)
     try:
         aliases = dict(con.execute(
-            "SELECT a.alias_id, a.question_id FROM question_aliases a SEMI JOIN _keys k ON k.id = a.alias_id"
+            "SELECT a.alias_id, a.question_id FROM question_aliases a WHERE a.alias_id IN (SELECT id FROM _keys)"
         ).fetchall())
         existing = {qid: (h, split) for qid, h, split in con.execute(
             "SELECT q.id, q.text_hash, q.split FROM questions q WHERE q.id IN (SELECT id FROM _keys) "
-            "OR q.id IN (SELECT a.question_id FROM question_aliases a SEMI JOIN _keys k ON k.id = a.alias_id)"
+            "OR q.id IN (SELECT a.question_id FROM question_aliases a WHERE a.alias_id IN (SELECT id FROM _keys))"
         ).fetchall()}
         by_hash = {(d, s, h): i for d, s, h, i in con.execute(
             "SELECT q.dataset_name, q.split, q.text_hash, min(q.id) FROM questions q "
-            "SEMI JOIN (SELECT DISTINCT dataset_name, split, text_hash FROM _keys) k "
-            "ON k.dataset_name = q.dataset_name AND k.split = q.split AND k.text_hash = q.text_hash GROUP BY ALL"
+            "WHERE EXISTS (SELECT 1 FROM _keys k WHERE k.dataset_name = q.dataset_name AND k.split = q.split "
+            "AND k.text_hash = q.text_hash) GROUP BY q.dataset_name, q.split, q.text_hash"
         ).fetchall()}
     finally:
         con.unregister("_keys")
@@ -340,17 +340,17 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                count(lab.question_id) FILTER (WHERE lab.n_import > 0) AS import_labeled,
                coalesce(sum(lab.n_human + lab.n_import), 0)::BIGINT AS labels
         FROM questions q LEFT JOIN lab ON lab.question_id = q.id
-        GROUP BY ALL ORDER BY q.dataset_name, q.split
+        GROUP BY q.dataset_name, q.split ORDER BY q.dataset_name, q.split
         """
     ).fetchall()
     names = ["dataset_name", "split", "questions", "duplicates_merged", "human_labeled",
              "import_labeled", "labels"]
     per = [dict(zip(names, r, strict=True)) for r in rows]
     label_counts = dict(con.execute(
-        f"SELECT label, count(*) FROM ({CURRENT_LABELS_SQL}) GROUP BY label ORDER BY label"
+        f"SELECT label, count(*) FROM ({CURRENT_LABELS_SQL}) AS cur GROUP BY label ORDER BY label"
     ).fetchall())
     by_source = dict(con.execute(
-        f"SELECT source, count(*) FROM ({CURRENT_LABELS_SQL}) GROUP BY source ORDER BY source"
+        f"SELECT source, count(*) FROM ({CURRENT_LABELS_SQL}) AS cur GROUP BY source ORDER BY source"
     ).fetchall())
     latest = current_model(con, scored=True)
     share: dict[str, Any] | None = None
@@ -360,7 +360,7 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             "SELECT q.dataset_name, q.split, count(*), count(*) FILTER (WHERE p.is_reasoning), "
             "count(*) FILTER (WHERE q.id IN (SELECT question_id FROM model_items WHERE model_version = $v)) "
             "FROM predictions p JOIN questions q ON q.id = p.question_id WHERE p.model_version = $v "
-            "GROUP BY ALL ORDER BY 1, 2",
+            "GROUP BY q.dataset_name, q.split ORDER BY 1, 2",
             {"v": version},
         ).fetchall()
         # n_in_training: rows the model trained or validated on (their prediction is in-sample)

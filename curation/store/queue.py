@@ -39,7 +39,8 @@ T = TypeVar("T")
 def run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
     """Run `fn(con)` as one transaction, serialized with the other queue transactions of
     this process, so two sessions can never take the last free slot of an item at once.
-    (Other processes are kept out of the file by the store's own gate.)
+    (Other processes are kept out of the file by the store's own gate; on PostgreSQL every
+    replica's queue transactions take `Store.queue_lock` in turn.)
 
     The file is opened *before* waiting for the lock: threads of one process share a DuckDB
     instance while any of their connections is open, so under load the open costs ~0 ms and
@@ -48,6 +49,16 @@ def run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -
     released; the empty transaction left behind is what `Store.connect` commits. An error
     inside rolls back through `Store.connect`.
     """
+    if store.backend != "duckdb":  # a server store: every replica's queue transactions in turn
+        def locked(con: duckdb.DuckDBPyConnection) -> T:
+            store.queue_lock(con)
+            try:
+                return fn(con)
+            except BaseException:
+                forget_queue_state()
+                raise
+
+        return store.run(locked)
     with store.connect() as con, _QUEUE_LOCK:
         con.execute("COMMIT")
         con.execute("BEGIN TRANSACTION")
@@ -384,9 +395,11 @@ def submit(
 def _own_app_latest(con: duckdb.DuckDBPyConnection, annotator: str) -> list[dict[str, Any]]:
     """Per question, the annotator's latest app row (`assign.undo_target`'s input)."""
     cur = con.execute(
-        """SELECT question_id, arg_max(action, (created_at, seq)) AS action, max(seq) AS seq,
-                  arg_max(batch_id, (created_at, seq)) AS batch_id
-           FROM annotations WHERE annotator = ? AND source = 'app' GROUP BY question_id""",
+        """SELECT question_id, action, max_seq AS seq, batch_id FROM (
+               SELECT question_id, action, batch_id, max(seq) OVER (PARTITION BY question_id) AS max_seq,
+                      row_number() OVER (PARTITION BY question_id ORDER BY created_at DESC, seq DESC) AS rn
+               FROM annotations WHERE annotator = ? AND source = 'app') AS latest
+           WHERE rn = 1""",
         [annotator],
     )
     names = [d[0] for d in cur.description]
@@ -531,11 +544,14 @@ def annotator_status(con: duckdb.DuckDBPyConnection, *, now: datetime | None = N
     now = now or utcnow()
     cur = con.execute(
         """WITH st AS (
-               SELECT question_id, annotator, arg_max(action, (created_at, seq)) AS last_action,
-                      max(created_at) AS last_at
-               FROM annotations
-               WHERE question_id IN (SELECT question_id FROM batch_items) AND source = 'app'
-               GROUP BY ALL)
+               SELECT question_id, annotator, last_action, last_at FROM (
+                   SELECT question_id, annotator, action AS last_action,
+                          max(created_at) OVER (PARTITION BY question_id, annotator) AS last_at,
+                          row_number() OVER (PARTITION BY question_id, annotator
+                                             ORDER BY created_at DESC, seq DESC) AS rn
+                   FROM annotations
+                   WHERE question_id IN (SELECT question_id FROM batch_items) AND source = 'app'
+               ) AS latest WHERE rn = 1)
            SELECT u.name AS annotator, u.role,
                   count(st.question_id) FILTER (WHERE st.last_action = 'label') AS labeled,
                   count(st.question_id) FILTER (WHERE st.last_action = 'skip') AS skipped,

@@ -23,13 +23,13 @@ pytestmark = pytest.mark.integration
 
 def snapshot(store: Store) -> dict[str, Any]:
     """Everything an ingest could change, to prove a failed one changed nothing."""
-    if not store.path.exists():
+    if not store.exists():
         return {}
 
     def read(con: Any) -> dict[str, Any]:
         out = {}
         for table in ("questions", "question_aliases", "annotations", "predictions", "models", "ingests"):
-            out[table] = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            out[table] = sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
         return out
 
     return store.run(read)

@@ -204,7 +204,7 @@ def test_gold_never_shows_suggestions_even_if_asked(store: Store) -> None:
     assert task["suggestion_shown"] is False and task["suggestion_label"] is None
 
 
-def test_draw_gold_stratified_test_only_and_excludes_prior_gold(store: Store) -> None:
+def test_draw_gold_stratified_test_only_and_excludes_prior_gold(store: Store, tmp_path: Path) -> None:
     add_questions(store, 30, datasets=("a", "b", "c"))
     add_questions(store, 10, split="train", prefix="t")
     g1 = annotate.draw_gold(store, 9, 2, seed=5)
@@ -218,7 +218,7 @@ def test_draw_gold_stratified_test_only_and_excludes_prior_gold(store: Store) ->
     with pytest.raises(NotFoundError):
         annotate.draw_gold(store, 1, 2, seed=7)
     # same seed on a fresh store gives the same draw
-    other = Store(store.path.with_name("other.duckdb"))
+    other = Store(tmp_path / "other.duckdb")  # the same draw on either backend
     add_questions(other, 30, datasets=("a", "b", "c"))
     assert annotate.draw_gold(other, 9, 2, seed=5, batch_id="x")["per_dataset"] == g1["per_dataset"]
     ids1 = store.run(lambda con: [r["question_id"] for r in batch_items(con, g1["batch_id"])])

@@ -31,7 +31,7 @@ def _report(db: str, n_boot: int, n_annotation_rows: int) -> dict[str, Any]:
 
 current, per_day, n_rows = annotate.agreement_inputs(store)
 n_boot = st.select_slider("Bootstrap resamples", options=[200, 500, 1000, 2000], value=1000)
-report = _report(str(store.path), n_boot, n_rows)
+report = _report(store.key, n_boot, n_rows)
 if not report["n_rows"]:
     st.info("No labels on gold items yet (benchmark tags do not count: only people are raters). "
             "Draw a gold set on **Assignment** and label it.")

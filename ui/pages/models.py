@@ -81,7 +81,7 @@ n_labels = n_training_labels(store)
 if n_labels < 10:
     st.caption(f"{n_labels} labeled questions; flags need at least 10.")
 else:
-    flags = _flags(str(store.path), n_labels, min_conf)
+    flags = _flags(store.key, n_labels, min_conf)
     st.caption(f"{flags['n_flagged']} of {flags['n_labels']} labels flagged.")
     if flags["flags"]:
         w.show_table(w.table(flags["flags"], [
