@@ -46,7 +46,7 @@ from curation.readers import (
     read_parquet,
 )
 from curation.schema import SPLITS, Question
-from curation.staging import file_sha256, pid_alive
+from curation.staging import file_sha256
 from curation.store import Store, utcnow
 from curation.store import questions as qstore
 
@@ -428,13 +428,14 @@ class _Job:
             if self.dry_run:
                 return self.report
             now = utcnow()
-            staged = self._stage(plan, now)
-            try:
-                done = self.store.run(lambda con: self._swap(con, marker, staged, plan, now))  # noqa: B023
-            except BaseException:
-                if staged:
-                    self._abandon()
-                raise
+            with self.store.writer() as owner:  # alive until the swap: its pending rows are not stale
+                staged = self._stage(plan, now, owner)
+                try:
+                    done = self.store.run(lambda con: self._swap(con, marker, staged, plan, now))  # noqa: B023
+                except BaseException:
+                    if staged:
+                        self._abandon()
+                    raise
             if done:
                 return self.report
             if staged:
@@ -467,11 +468,10 @@ class _Job:
         assert marker is not None
         return existing, by_hash, aliases, marker
 
-    def _stage(self, plan: Plan, now: Any) -> bool:
+    def _stage(self, plan: Plan, now: Any, owner: int) -> bool:
         """The new questions, `STAGE_CHUNK` rows per hold, under the pending ingest id."""
         if not plan.new:
             return False
-        pid = os.getpid()
         try:
             for off in range(0, len(plan.new), STAGE_CHUNK):
                 part = qstore.with_write_columns(self.rows.take(plan.new[off:off + STAGE_CHUNK]), plan.dup_counts,
@@ -479,8 +479,8 @@ class _Job:
 
                 def write(con: Any, part: pa.Table = part, first: bool = off == 0) -> None:
                     if first:  # a killed ingest's never-shown rows go first
-                        qstore.drop_stale_pending(con, pid_alive)
-                    qstore.stage(con, self.report.ingest_id, part, pid=pid, now=now)
+                        qstore.drop_stale_pending(con, lambda o: self.store.owner_alive(con, o))
+                    qstore.stage(con, self.report.ingest_id, part, pid=owner, now=now)
 
                 self.store.run(write)
         except BaseException:

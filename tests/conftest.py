@@ -45,6 +45,15 @@ def pg_url(pg_server: Any) -> str:
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
+def db_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives, as `--db` takes it: a DuckDB file, then a fresh database on
+    the session's real PostgreSQL server (the same test runs on both)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "store.duckdb")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """A fresh store: a DuckDB file, and the same tests again on a real PostgreSQL server."""
     if request.param == "postgres":

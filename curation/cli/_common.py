@@ -18,7 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="DuckDB store file [env: CURATION_DB; default ./curation.duckdb]"),
+    typer.Option("--db", help="DuckDB store file, or a postgresql://user@host:port/db URL "
+                "[env: CURATION_DB; default ./curation.duckdb]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

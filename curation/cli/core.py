@@ -1,4 +1,4 @@
-"""`curation ingest`, `curation stats`, `curation demo`, `curation store init`."""
+"""`curation ingest`, `curation stats`, `curation demo`, `curation store init|copy`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from rich.table import Table
 
 from curation import adapters
 from curation.cli._common import DbOption, JsonOption, console, handle_errors, print_json, store
+from curation.cli.model import progress_bar
 from curation.errors import InputError
 from curation.ingest import IngestReport, ingest_paths, ingest_sample
+from curation.services import stores
 from curation.store import Store
 
 
@@ -211,10 +213,29 @@ def store_init(db: DbOption = None, as_json: JsonOption = False) -> None:
     console.print(f"store {report['path']} {done} (schema version {report['schema_version']})", highlight=False)
 
 
+def store_copy(
+    source: Annotated[str, typer.Option("--from", help="The store to copy: a DuckDB file or a postgresql:// URL.")],
+    target: Annotated[str, typer.Option("--to", help="An empty store to copy into (a new DuckDB file is created).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy a whole store between a DuckDB file and PostgreSQL (either way), in one
+    transaction; every table's row count and content hash are checked on both sides. A target
+    that holds any row is refused."""
+    with progress_bar(not as_json) as cb:
+        report = stores.copy_store(store(source), store(target, create=True), progress=cb)
+    if as_json:
+        print_json(report)
+        return
+    console.print(f"copied {report['rows']} rows in {len(report['tables'])} tables from {report['from']} "
+                  f"to {report['to']}; row counts and content hashes match", highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo")(handle_errors(demo))
     app.command("ingest")(handle_errors(ingest))
     app.command("stats")(handle_errors(stats))
-    store_app = typer.Typer(help="The store file itself.", no_args_is_help=True)
+    store_app = typer.Typer(help="The store itself: create it, copy it between DuckDB and PostgreSQL.",
+                            no_args_is_help=True)
     store_app.command("init")(handle_errors(store_init))
+    store_app.command("copy")(handle_errors(store_copy))
     app.add_typer(store_app, name="store")

@@ -260,6 +260,18 @@ class Store:
     def exists(self) -> bool:
         return self.path.exists()
 
+    @contextmanager
+    def writer(self) -> Iterator[int]:
+        """Within: a long write in several transactions (an ingest, a first scoring) is owned
+        by the number this yields, recorded in its pending row; `owner_alive` tells later
+        whether that owner still runs. Here: this process's pid (one host holds the file)."""
+        yield os.getpid()
+
+    def owner_alive(self, con: duckdb.DuckDBPyConnection, owner: int) -> bool:
+        from curation.staging import pid_alive
+
+        return pid_alive(owner)
+
     def queue_lock(self, con: duckdb.DuckDBPyConnection) -> None:
         """Serialize the queue's lease/submit transactions: nothing to do here, the file is
         held by one process at a time (`queue.run_serialized` serializes its threads)."""

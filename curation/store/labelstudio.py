@@ -15,8 +15,8 @@ exist (`existing_questions`), stored label rows a deletion restates
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any

@@ -446,3 +446,11 @@ DRAFTS = Migration(
 )
 
 MIGRATIONS.append(DRAFTS)
+
+# Sequences and the key each one draws: `curation store copy` moves them past copied rows.
+SEQUENCES: tuple[tuple[str, str, str], ...] = (
+    ("annotations_seq", "annotations", "seq"),
+    ("adjudications_seq", "adjudications", "seq"),
+    ("ls_sync_log_seq", "ls_sync_log", "seq"),
+    ("jobs_seq", "jobs", "id"),
+)

@@ -175,6 +175,10 @@ class PgConnection:
                         copy.write_row(row)
 
     def unregister(self, name: str) -> None:
+        from psycopg.pq import TransactionStatus
+
+        if self.raw.info.transaction_status == TransactionStatus.INERROR:
+            return  # the rollback that follows drops it (and a DROP would hide the first error)
         self.raw.execute(f'DROP TABLE IF EXISTS "{name}"')
 
     def close(self) -> None:  # the pool takes the connection back
@@ -330,7 +334,7 @@ class PgStore(Store):
         _MIGRATED.add(self.url)
 
     @contextmanager
-    def connect(self) -> Iterator[PgConnection]:
+    def connect(self) -> Iterator[PgConnection]:  # type: ignore[override]  # duck-types DuckDB's connection
         """One unit of work in one (serializable) transaction: commit, then hand the
         connection back to the pool."""
         with self._raw() as raw:
@@ -361,6 +365,18 @@ class PgStore(Store):
                 error = exc
         assert error is not None
         raise error
+
+    @contextmanager
+    def writer(self) -> Iterator[int]:
+        """A long write's owner, across hosts: a dedicated connection held for its duration;
+        its server process id is the owner, alive exactly while the connection is (a killed
+        writer's connection is closed by the server)."""
+        psycopg = _psycopg()
+        with psycopg.connect(self.url, autocommit=True) as raw:
+            yield int(raw.execute("SELECT pg_backend_pid()").fetchone()[0])
+
+    def owner_alive(self, con: Any, owner: int) -> bool:
+        return bool(con.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ?", [owner]).fetchall())
 
     def queue_lock(self, con: Any) -> None:
         """Queue the lease/submit transactions of every replica (until commit)."""

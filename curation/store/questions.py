@@ -14,6 +14,7 @@ import pyarrow as pa
 from curation.errors import ConflictError, NotFoundError
 from curation.rules import IMPORTED_MODEL_KIND
 from curation.schema import Question
+from curation.store.sql import is_unique_violation
 
 QUESTION_COLUMNS = (
     "id", "dataset_name", "split", "question", "options", "answer_idx", "answer", "source",
@@ -143,7 +144,9 @@ def stage(con: duckdb.DuckDBPyConnection, ingest_id: str, rows: pa.Table, *, pid
     try:
         cols = ", ".join(QUESTION_COLUMNS)
         con.execute(f"INSERT INTO question_rows ({cols}) SELECT {cols} FROM _stage_rows")
-    except duckdb.ConstraintException as exc:
+    except Exception as exc:
+        if not is_unique_violation(exc):
+            raise
         raise ConflictError(
             "another ingest is writing some of these question ids right now; nothing of this ingest "
             f"was kept: run it again when that one has finished ({str(exc).splitlines()[0][:200]})") from None

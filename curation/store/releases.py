@@ -108,13 +108,26 @@ TRACE_FIELDS = ("adversarial_trace_0", "adversarial_trace_1", "adversarial_trace
 
 def question_table(con: duckdb.DuckDBPyConnection) -> Any:
     """Every question as an Arrow table (options as JSON text, the `TRACE_FIELDS` of its
-    meta as text columns)."""
-    traces = "".join(f", CAST(json_extract_string(meta, '$.\"{f}\"') AS VARCHAR) AS {f}" for f in TRACE_FIELDS)
-    return _arrow(
+    meta as text columns: a string as it is, another JSON value as compact JSON text)."""
+    import pyarrow as pa
+
+    table = _arrow(
         con,
         "SELECT id, dataset_name, split, question, CAST(options AS VARCHAR) AS options, answer_idx, "
-        f"answer, source, text_hash{traces} FROM questions",
+        "answer, source, text_hash, CAST(meta AS VARCHAR) AS meta FROM questions",
     )
+    metas = [json.loads(m) if m else {} for m in table.column("meta").to_pylist()]
+    table = table.drop_columns(["meta"])
+    for field in TRACE_FIELDS:
+        values = [_trace_text(m.get(field) if isinstance(m, dict) else None) for m in metas]
+        table = table.append_column(field, pa.array(values, pa.string()))
+    return table
+
+
+def _trace_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def alias_table(con: duckdb.DuckDBPyConnection) -> Any:

@@ -32,3 +32,10 @@ def dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every row of an executed query as a dict keyed by column name."""
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """A duplicate key, as DuckDB or PostgreSQL reports it."""
+    if isinstance(exc, duckdb.ConstraintException):
+        return True
+    return type(exc).__name__ == "UniqueViolation"  # psycopg.errors.UniqueViolation (psycopg is optional)

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.reliability
 N_THREADS = 20
 PROC_ANNOTATORS = ("proc-a", "proc-b")
 QUESTIONS = int(os.environ.get("CURATION_REL_QUESTIONS", "455"))
+# On PostgreSQL (the same test, two processes on one server): 100 x 22 = 2,200 labels by default.
+QUESTIONS_PG = int(os.environ.get("CURATION_REL_QUESTIONS_PG", "100"))
 DEADLINE_S = float(os.environ.get("CURATION_REL_DEADLINE", "1500"))
 
 
@@ -48,7 +50,7 @@ def _stacks(threads: list[threading.Thread]) -> str:
     return "\n".join(out[:3])
 
 
-def _maintainer_loop(db: Path, out: Path, stop: threading.Event, results: list[dict[str, Any]]) -> None:
+def _maintainer_loop(db: str, out: Path, stop: threading.Event, results: list[dict[str, Any]]) -> None:
     """train -> classify -> release build, again and again until the labelers finish (>= 1 cycle)."""
     n = 0
     while True:
@@ -69,17 +71,18 @@ def _maintainer_loop(db: Path, out: Path, stop: threading.Event, results: list[d
             return
 
 
-def test_twenty_sessions_a_second_process_and_maintainer_commands(tmp_path: Path) -> None:
-    db = tmp_path / "store.duckdb"
+def test_twenty_sessions_a_second_process_and_maintainer_commands(tmp_path: Path, db_location: str) -> None:
+    db = db_location  # a DuckDB file, then a PostgreSQL database
     store = Store(db)
-    qids = seed_questions(store, QUESTIONS, prefix="c", batch_id="batch-1",
+    questions = QUESTIONS if store.backend == "duckdb" else QUESTIONS_PG
+    qids = seed_questions(store, questions, prefix="c", batch_id="batch-1",
                           overlap=N_THREADS + len(PROC_ANNOTATORS))
     # questions outside the batch with agreed labels so `train --labels store` can start at once
     seeded = seed_questions(store, 12, prefix="seed", split="train")
     store.run(lambda con: append(con, [
         Annotation(q, "seeder", "label", label_for(q), "app", __import__("curation.store").store.utcnow(),
                    event_id=f"seed:{q}") for q in seeded]))
-    expected_total = QUESTIONS * (N_THREADS + len(PROC_ANNOTATORS))
+    expected_total = questions * (N_THREADS + len(PROC_ANNOTATORS))
 
     acked: dict[str, list[str]] = {}
     latencies: list[float] = []
@@ -135,10 +138,10 @@ def test_twenty_sessions_a_second_process_and_maintainer_commands(tmp_path: Path
         ).fetchall()
         per_pair = con.execute(
             "SELECT max(n) FROM (SELECT count(*) n FROM annotations WHERE annotator <> 'seeder' "
-            "GROUP BY question_id, annotator)").fetchall()[0][0]
+            "GROUP BY question_id, annotator) AS per").fetchall()[0][0]
         per_q = con.execute(
             "SELECT min(n), max(n) FROM (SELECT count(DISTINCT annotator) n FROM annotations "
-            "WHERE annotator <> 'seeder' GROUP BY question_id)").fetchall()[0]
+            "WHERE annotator <> 'seeder' GROUP BY question_id) AS per").fetchall()[0]
         return {"rows": rows, "per_pair": per_pair, "per_q": per_q}
 
     got = store.run(check)
@@ -154,7 +157,7 @@ def test_twenty_sessions_a_second_process_and_maintainer_commands(tmp_path: Path
     latencies.sort()
     child_stats = stats_line(child_out)
     report = {
-        "labels": expected_total, "seconds": round(elapsed, 1),
+        "backend": store.backend, "labels": expected_total, "seconds": round(elapsed, 1),
         "labels_per_s": round(expected_total / elapsed, 1),
         "p95_latency_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3),
         "max_lock_wait_s_app": round(LOCK_STATS.max_wait_s, 3),

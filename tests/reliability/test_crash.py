@@ -48,9 +48,9 @@ def _labels(store: Store) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_labeling_process_killed(tmp_path: Path, seed: int) -> None:
+def test_labeling_process_killed(tmp_path: Path, seed: int, db_location: str) -> None:
     rng = random.Random(seed)
-    db = tmp_path / "store.duckdb"
+    db = db_location  # a DuckDB file, then a PostgreSQL database (a replica killed mid-write)
     store = Store(db)
     qids = seed_questions(store, 60, prefix="k")
     qfile = tmp_path / "qids.txt"
@@ -73,10 +73,10 @@ def test_labeling_process_killed(tmp_path: Path, seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS[:2])
-def test_queue_process_killed(tmp_path: Path, seed: int) -> None:
+def test_queue_process_killed(tmp_path: Path, seed: int, db_location: str) -> None:
     """The app's queue path (lease + label in one transaction) under SIGKILL."""
     rng = random.Random(seed)
-    db = tmp_path / "store.duckdb"
+    db = db_location
     store = Store(db)
     qids = seed_questions(store, 20, prefix="kq", batch_id="b", overlap=2)
     args = ["queue", "--db", str(db), "--annotators", "ann1,ann2"]
@@ -127,9 +127,9 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_ingest_killed(tmp_path: Path, big_file: tuple[Path, float], seed: int) -> None:
+def test_ingest_killed(tmp_path: Path, big_file: tuple[Path, float], seed: int, db_location: str) -> None:
     path, full_s = big_file
-    db = tmp_path / "store.duckdb"
+    db = db_location
     store = Store(db)
     seed_questions(store, 3, prefix="pre")  # the store already holds other work
     proc = worker(["ingest", "--db", str(db), str(path)])
