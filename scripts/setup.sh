@@ -2,8 +2,9 @@
 # Set up a fresh clone in .venv: the local CPU build of torch first (a plain `torch`
 # requirement would pull a multi-GB CUDA build), then the package.
 #   scripts/setup.sh         the app and the CLI
-#   scripts/setup.sh --dev   + test tools, the Label Studio server (its own venv, .venv-ls)
-#                            and Debian's chromium for the browser tests
+#   scripts/setup.sh --dev   + test tools (with the postgres and ray extras), the Label Studio
+#                            server (its own venv, .venv-ls), Debian's chromium for the browser
+#                            tests and PostgreSQL's server binaries for the PostgreSQL store tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEV=0
@@ -12,12 +13,17 @@ PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-install_chromium() {
-    if [ -x /usr/bin/chromium ]; then return 0; fi
+# Debian packages the tests need: chromium (browser tests) and the PostgreSQL server binaries
+# (the PostgreSQL store tests start their own server on a temporary directory). One apt call.
+install_debian_packages() {
+    local pkgs=()
+    [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || pkgs+=(postgresql)
+    if [ "${#pkgs[@]}" = 0 ]; then return 0; fi
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
     else
-        echo "note: the browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2
+        echo "note: the tests need Debian packages: sudo apt-get install -y ${pkgs[*]}" >&2
     fi
 }
 
@@ -37,12 +43,12 @@ if [ "$DEV" = 1 ]; then
     logs="$(mktemp -d)"
     scripts/labelstudio.sh install >"$logs/labelstudio.log" 2>&1 &
     ls_pid=$!
-    install_chromium >"$logs/chromium.log" 2>&1 &
-    chromium_pid=$!
+    install_debian_packages >"$logs/debian.log" 2>&1 &
+    debian_pid=$!
     .venv/bin/python -m pip install -q "torch==2.13.0"
     .venv/bin/python -m pip install -q -e ".[dev]"
     wait_for "$ls_pid" "scripts/labelstudio.sh install" "$logs/labelstudio.log"
-    wait_for "$chromium_pid" "installing chromium" "$logs/chromium.log"
+    wait_for "$debian_pid" "installing Debian packages (chromium, postgresql)" "$logs/debian.log"
     rm -rf "$logs"
 else
     .venv/bin/python -m pip install -q "torch==2.13.0"

@@ -304,9 +304,9 @@ def app_cmd(
     stops the server."""
     target = store(db)
     target.require_file()  # a typo in --db is an error here, not a new empty store behind the app
-    env = dict(os.environ, CURATION_DB=str(target.path))
+    env = dict(os.environ, CURATION_DB=target.location)
     cmd = app_command(port, db, address)
-    console.print(f"app on http://{address}:{port} (store {env['CURATION_DB']}); Ctrl-C stops it",
+    console.print(f"app on http://{address}:{port} (store {target.key}); Ctrl-C stops it",
                   highlight=False)
     sys.stdout.flush()
     sys.stderr.flush()

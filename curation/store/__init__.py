@@ -253,6 +253,11 @@ class Store:
         return str(self.path)
 
     @property
+    def location(self) -> str:
+        """What `--db` / `CURATION_DB` take to open this store again (another process)."""
+        return str(self.path)
+
+    @property
     def home(self) -> Path:
         """Where files that go with the store live by default (model folders, demo files)."""
         return self.path.parent

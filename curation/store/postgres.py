@@ -245,6 +245,10 @@ class PgStore(Store):
         return self._key
 
     @property
+    def location(self) -> str:  # the password too: handed to a child process, never printed
+        return self.url
+
+    @property
     def path(self) -> Path:  # type: ignore[override]
         raise StoreError(f"{self.key} is a PostgreSQL store: it has no file (use store.home or store.key)")
 

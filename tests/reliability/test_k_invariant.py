@@ -70,10 +70,10 @@ def labels_per_item(store: Store) -> Counter[str]:
 # -- the issue's two scenarios -------------------------------------------------------------
 
 
-def test_undo_does_not_reopen_an_item_whose_slot_was_taken(tmp_path: Path) -> None:
+def test_undo_does_not_reopen_an_item_whose_slot_was_taken(db_location: str) -> None:
     """(a) K=1: A skips, B labels, A undoes: the undo is refused (nothing written) and A
     cannot label the item: one label, never two."""
-    store = Store(tmp_path / "k.duckdb")
+    store = Store(db_location)  # a DuckDB file, then a PostgreSQL database
     (qid,) = seed_questions(store, 1, batch_id="b1", overlap=1)
     assert _fetch(store, "A", T0) == qid
     assert _skip(store, "A", qid, T0 + timedelta(minutes=1), "a-skip")
@@ -93,10 +93,10 @@ def test_undo_does_not_reopen_an_item_whose_slot_was_taken(tmp_path: Path) -> No
     assert [r["action"] for r in store.run(astore.annotation_rows)] == ["skip", "label"]
 
 
-def test_undo_of_a_label_reopens_it_and_keeps_the_slot(tmp_path: Path) -> None:
+def test_undo_of_a_label_reopens_it_and_keeps_the_slot(db_location: str) -> None:
     """Undoing one's own label gives its slot back to the same person: nobody can take it
     in between (the new lease holds it) and the relabel is accepted."""
-    store = Store(tmp_path / "k.duckdb")
+    store = Store(db_location)  # a DuckDB file, then a PostgreSQL database
     (qid,) = seed_questions(store, 1, batch_id="b1", overlap=1)
     assert _fetch(store, "A", T0) == qid
     assert _label(store, "A", qid, T0 + timedelta(minutes=1), "a1")
@@ -106,10 +106,10 @@ def test_undo_of_a_label_reopens_it_and_keeps_the_slot(tmp_path: Path) -> None:
     assert current_labels(store) == {(qid, "A"): "knowledge"}
 
 
-def test_late_label_after_the_slot_was_taken_is_refused(tmp_path: Path) -> None:
+def test_late_label_after_the_slot_was_taken_is_refused(db_location: str) -> None:
     """(b) K=1: A's lease expires, B gets and labels the item, A's late label is refused
     with a message naming the question and when A's lease expired."""
-    store = Store(tmp_path / "k.duckdb")
+    store = Store(db_location)  # a DuckDB file, then a PostgreSQL database
     (qid,) = seed_questions(store, 1, batch_id="b1", overlap=1)
     assert _fetch(store, "A", T0) == qid  # lease until 09:30
     assert _fetch(store, "B", T0 + timedelta(minutes=31)) == qid
@@ -124,9 +124,9 @@ def test_late_label_after_the_slot_was_taken_is_refused(tmp_path: Path) -> None:
     assert labels_per_item(store) == {qid: 1}
 
 
-def test_late_label_while_another_person_holds_the_slot_is_refused(tmp_path: Path) -> None:
+def test_late_label_while_another_person_holds_the_slot_is_refused(db_location: str) -> None:
     """K=1: A's lease expired and B holds a live lease: A is refused, B keeps the slot."""
-    store = Store(tmp_path / "k.duckdb")
+    store = Store(db_location)  # a DuckDB file, then a PostgreSQL database
     (qid,) = seed_questions(store, 1, batch_id="b1", overlap=1)
     assert _fetch(store, "A", T0) == qid
     assert _fetch(store, "B", T0 + timedelta(minutes=31)) == qid
@@ -139,10 +139,10 @@ def test_late_label_while_another_person_holds_the_slot_is_refused(tmp_path: Pat
     assert current_labels(store) == {(qid, "B"): "reasoning"}
 
 
-def test_late_label_is_kept_when_the_slot_is_still_free(tmp_path: Path) -> None:
+def test_late_label_is_kept_when_the_slot_is_still_free(db_location: str) -> None:
     """A late label whose slot nobody took is accepted (never lost), and a late skip is
     always accepted (a skip takes no slot)."""
-    store = Store(tmp_path / "k.duckdb")
+    store = Store(db_location)  # a DuckDB file, then a PostgreSQL database
     ids = seed_questions(store, 2, batch_id="b1", overlap=1)
     first = _fetch(store, "A", T0)
     assert first in ids
@@ -219,6 +219,28 @@ class Interleaving:
         assert not lost, f"acknowledged labels missing: {lost}"
 
 
+def _interleave(store: Store, k: int, n_items: int, actions: list[Action]) -> None:
+    seed_questions(store, n_items, batch_id="b1", overlap=k)
+    run = Interleaving(store, k)
+    for step, action in enumerate(actions):
+        run.step(*action)
+        try:
+            run.check()
+        except AssertionError as exc:
+            raise AssertionError(f"after step {step} {action}: {exc}") from None
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+          database=None)
+@given(k=st.sampled_from([1, 2]), n_items=st.integers(1, 2),
+       actions=st.lists(ACTIONS, min_size=30, max_size=60))
+def test_k_is_never_exceeded_under_random_interleavings_on_postgres(
+    pg_server: Any, k: int, n_items: int, actions: list[Action]
+) -> None:
+    """The same random interleavings on a real PostgreSQL server (a fresh database each)."""
+    _interleave(Store(pg_server.new_database("k")), k, n_items, actions)
+
+
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(k=st.sampled_from([1, 2]), n_items=st.integers(1, 2),
        actions=st.lists(ACTIONS, min_size=30, max_size=60))
@@ -230,13 +252,6 @@ def test_k_is_never_exceeded_under_random_interleavings(k: int, n_items: int, ac
     with tempfile.TemporaryDirectory(prefix="k-invariant-", ignore_cleanup_errors=True) as tmp:
         store = Store(Path(tmp) / "k.duckdb", linger=0)
         try:
-            seed_questions(store, n_items, batch_id="b1", overlap=k)
-            run = Interleaving(store, k)
-            for step, action in enumerate(actions):
-                run.step(*action)
-                try:
-                    run.check()
-                except AssertionError as exc:
-                    raise AssertionError(f"after step {step} {action}: {exc}") from None
+            _interleave(store, k, n_items, actions)
         finally:
             store.close()  # before the folder goes
