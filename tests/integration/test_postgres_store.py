@@ -153,3 +153,36 @@ def test_two_processes_share_the_queue_and_k_holds(pg_url: str, tmp_path: Path) 
 
     assert store.run(check) == (2, 2, len(qids), 1)
     assert annotate.fetch_next(store, "p1").get("task") is None
+
+
+_CLAIMER = """
+import sys
+from curation.services import loop
+from curation.store import Store, utcnow
+from curation.store import jobs as sj
+store = Store(sys.argv[1])
+taken = []
+while True:
+    job = loop.claim(store, sys.argv[2], kinds=["ls-pull"])
+    if job is None:
+        break
+    taken.append(job["id"])
+    assert store.run(lambda con: sj.finish(con, job["id"], sys.argv[2], result={"by": sys.argv[2]}, now=utcnow()))
+print(",".join(map(str, taken)))
+"""
+
+
+def test_workers_on_two_hosts_never_take_the_same_job(pg_url: str) -> None:
+    """Three worker processes claim from one PostgreSQL store: every job runs once."""
+    from curation.services import loop
+
+    store = Store(pg_url)
+    ids = [loop.enqueue(store, "ls-pull", {"n": i})["id"] for i in range(30)]
+    procs = [subprocess.Popen([sys.executable, "-c", _CLAIMER, pg_url, f"w{i}"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    taken = [int(x) for o in outs for x in o[0].strip().split(",") if x]
+    assert sorted(taken) == sorted(ids)  # each job claimed by exactly one worker
+    jobs = loop.list_jobs(store, limit=100)
+    assert {j["state"] for j in jobs} == {"done"} and {j["attempts"] for j in jobs} == {1}
