@@ -108,8 +108,9 @@ PROBS = {
 }
 
 
-def build_store(tmp: Path) -> Store:
-    store = Store(tmp / "release.duckdb")
+def build_store(tmp: Path, db: str | None = None) -> Store:
+    """The fixture store in `tmp` (a DuckDB file), or in the store `db` names (a PostgreSQL URL)."""
+    store = Store(db or tmp / "release.duckdb")
     src = tmp / "fixture.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in eval_rows() + train_rows()), encoding="utf-8")
     ingest_paths(store, [src])

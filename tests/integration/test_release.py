@@ -29,10 +29,13 @@ pytestmark = pytest.mark.integration
 CMD = ["curation", "release", "build", "--version", "v1"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, dict[str, Any]]:
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path, dict[str, Any]]:
+    """The fixture store built and released once per backend: every test here runs on a DuckDB
+    file and on a real PostgreSQL server."""
     tmp = tmp_path_factory.mktemp("release")
-    store = build_store(tmp)
+    db = request.getfixturevalue("pg_server").new_database("rel") if request.param == "postgres" else None
+    store = build_store(tmp, db)
     manifest = release.build_release(store, version="v1", out=tmp / "exports", command=CMD)
     return store, tmp / "exports" / "v1", manifest
 
@@ -207,7 +210,7 @@ def test_rebuild_is_byte_identical(built: tuple[Store, Path, dict[str, Any]], tm
     """The same version built into another folder, with the command line naming that folder
     and the store by absolute paths: every file, manifest.json included, is byte-identical."""
     store, folder, manifest = built
-    cmd = [*CMD, "--out", str(tmp_path / "again"), f"--db={store.path}"]
+    cmd = [*CMD, "--out", str(tmp_path / "again"), f"--db={store.location}"]
     again = release.build_release(store, version="v1", out=tmp_path / "again", command=cmd)
     other = tmp_path / "again" / "v1"
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
@@ -217,7 +220,7 @@ def test_rebuild_is_byte_identical(built: tuple[Store, Path, dict[str, Any]], tm
     assert again["content_hash"] == manifest["content_hash"] and again["command"] == CMD
     for f in files:
         data = (other / f).read_bytes()
-        for local in (str(tmp_path), str(folder.parent), str(store.path.parent), "/home/maintainer"):
+        for local in (str(tmp_path), str(folder.parent), str(store.home), "/home/maintainer"):
             assert local.encode() not in data, (f, local)
 
 
@@ -311,14 +314,14 @@ def test_cli_build_and_list(tmp_path: Path) -> None:
     store = build_store(tmp_path)
     runner = CliRunner()
     res = runner.invoke(app, ["release", "build", "--version", "v9", "--out", str(tmp_path / "ex"),
-                              "--db", str(store.path), "--pool-config"])
+                              "--db", store.location, "--pool-config"])
     assert res.exit_code == 0, res.output
     assert "load_dataset(" in res.output and "train_reasoning" in res.output and "m23k_clean" in res.output
     assert pq.read_table(tmp_path / "ex" / "v9" / "data" / "all" / "test.parquet").num_rows == 6
     manifest = release.read_manifest(tmp_path / "ex" / "v9")
     assert str(tmp_path) not in json.dumps(manifest["command"]) and "--pool-config" in manifest["command"]
-    res = runner.invoke(app, ["release", "list", "--db", str(store.path), "--json"])
+    res = runner.invoke(app, ["release", "list", "--db", store.location, "--json"])
     assert res.exit_code == 0 and json.loads(res.output)[0]["version"] == "v9"
     res = runner.invoke(app, ["release", "build", "--version", "v9", "--out", str(tmp_path / "ex"),
-                              "--db", str(store.path)])
+                              "--db", store.location])
     assert res.exit_code == 2 and "already exists" in res.output
