@@ -48,8 +48,10 @@ def _counts(store: Store) -> tuple[int, int, int]:
         "(SELECT count(*) FROM pending_ingests)").fetchall()[0])
 
 
-def test_rows_are_staged_in_bounded_holds_and_hidden_until_the_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = Store(tmp_path / "s.duckdb", create=True)
+def test_rows_are_staged_in_bounded_holds_and_hidden_until_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_location: str
+) -> None:
+    store = Store(db_location, create=True)
     ingest.ingest_paths(store, [_write(tmp_path / "first.jsonl", 10, prefix="old")])
     monkeypatch.setattr(ingest, "STAGE_CHUNK", 500)
     monkeypatch.setattr(ingest, "LOOKUP_CHUNK", 700)
@@ -76,8 +78,10 @@ def test_rows_are_staged_in_bounded_holds_and_hidden_until_the_last(tmp_path: Pa
     assert _counts(store) == (2610, 2610, 0)
 
 
-def test_a_killed_ingest_shows_nothing_and_the_next_one_cleans_up(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
+def test_a_killed_ingest_shows_nothing_and_the_next_one_cleans_up(tmp_path: Path, db_location: str) -> None:
+    """On PostgreSQL the killed ingest could have run on another host: its rows are known to be
+    abandoned because the server connection that owned them is gone, not by a local pid."""
+    db = db_location
     Store(db, create=True).run(lambda con: None)
     big = _write(tmp_path / "big.jsonl", 3000, prefix="k")
     script = textwrap.dedent(f"""
@@ -106,8 +110,8 @@ def test_a_killed_ingest_shows_nothing_and_the_next_one_cleans_up(tmp_path: Path
     assert report.n_new == 3000 and _counts(store) == (3005, 3005, 0)
 
 
-def test_split_conflict_is_an_error_or_an_explicit_move(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
+def test_split_conflict_is_an_error_or_an_explicit_move(tmp_path: Path, db_location: str) -> None:
+    db = db_location
     store = Store(db, create=True)
     ingest.ingest_paths(store, [_write(tmp_path / "pool.jsonl", 6, prefix="p", split="train")])
     evaluation = _write(tmp_path / "eval.jsonl", 4, prefix="p", split="test")
@@ -144,11 +148,13 @@ def test_the_app_says_when_its_store_is_missing_and_creates_none(tmp_path: Path,
     assert not os.path.exists(str(missing) + ".wal")
 
 
-def test_a_large_scoring_is_written_in_chunks_and_shown_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_scoring_is_written_in_chunks_and_shown_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_location: str
+) -> None:
     from curation.services import learn
     from curation.store import models as sm
 
-    store = Store(tmp_path / "s.duckdb", create=True)
+    store = Store(db_location, create=True)
     monkeypatch.setattr(learn, "PREDICTION_CHUNK", 3)
     ids, probs = [f"q{i}" for i in range(10)], [i / 10 for i in range(10)]
     visible_while_writing: list[int] = []

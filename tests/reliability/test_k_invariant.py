@@ -4,7 +4,8 @@ Every write checks, in its own transaction, that the item is still open for the 
 (`curation.assign.is_open_for` over the queue state): a label, an undo (which re-leases the
 item) and a late label after the lease expired. The two scenarios of the issue as plain
 tests, then a Hypothesis state machine driving random interleavings of lease, label, skip,
-undo and clock jumps past lease expiry over a real DuckDB file, checking after every step
+undo and clock jumps past lease expiry over a real DuckDB file (and, fewer of them, a real
+PostgreSQL server), checking after every step
 that no item exceeds K and that no acknowledged label was lost.
 """
 
