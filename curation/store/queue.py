@@ -30,6 +30,7 @@ from curation.errors import ConflictError, InputError, PermissionDenied
 from curation.queue_index import Item, QueueIndex, Slot
 from curation.schema import LABELS
 from curation.store import Store, commit, path_of, utcnow
+from curation.store.postgres import QUEUE_LOCK_KEY, PgStore
 from curation.store.annotations import Annotation, append, human_sql
 
 _QUEUE_LOCK = threading.RLock()
@@ -40,7 +41,7 @@ def run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -
     """Run `fn(con)` as one transaction, serialized with the other queue transactions of
     this process, so two sessions can never take the last free slot of an item at once.
     (Other processes are kept out of the file by the store's own gate; on PostgreSQL every
-    replica's queue transactions take `Store.queue_lock` in turn.)
+    replica's queue transactions take one advisory lock in turn, `PgStore.run(lock=...)`.)
 
     The file is opened *before* waiting for the lock: threads of one process share a DuckDB
     instance while any of their connections is open, so under load the open costs ~0 ms and
@@ -49,16 +50,15 @@ def run_serialized(store: Store, fn: Callable[[duckdb.DuckDBPyConnection], T]) -
     released; the empty transaction left behind is what `Store.connect` commits. An error
     inside rolls back through `Store.connect`.
     """
-    if store.backend != "duckdb":  # a server store: every replica's queue transactions in turn
+    if isinstance(store, PgStore):  # every replica's queue transactions in turn
         def locked(con: duckdb.DuckDBPyConnection) -> T:
-            store.queue_lock(con)
             try:
                 return fn(con)
             except BaseException:
                 forget_queue_state()
                 raise
 
-        return store.run(locked)
+        return store.run(locked, lock=QUEUE_LOCK_KEY)
     with store.connect() as con, _QUEUE_LOCK:
         con.execute("COMMIT")
         con.execute("BEGIN TRANSACTION")

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ RELIABILITY = Path(__file__).resolve().parents[1] / "reliability"
 if str(RELIABILITY) not in sys.path:
     sys.path.insert(0, str(RELIABILITY))
 
-from relkit import CURATION, seed_questions  # noqa: E402
+from relkit import CURATION, run_cli, seed_questions  # noqa: E402
 from workers import label_for  # noqa: E402
 
 N = 12  # retrain after this many labels by people
@@ -44,8 +45,10 @@ def seeded_store(path: Path, n_questions: int = 200, first_batch: int = N) -> tu
     return st, ids
 
 
-def label_until_empty(st: Store, annotators: tuple[str, ...] = ANNOTATORS, limit: int | None = None) -> list[str]:
-    """The annotators take turns labeling what their queues serve; returns labeled ids."""
+def label_until_empty(st: Store, annotators: tuple[str, ...] = ANNOTATORS, limit: int | None = None,
+                      label_of: Callable[[str, str], str] = lambda annotator, qid: label_for(qid)) -> list[str]:
+    """The annotators take turns labeling what their queues serve (`label_of(annotator,
+    question id)`, default the same fixed label per question); returns labeled ids."""
     done: list[str] = []
     state = {a: annotate.fetch_next(st, a) for a in annotators}
     while any(s["task"] for s in state.values()) and (limit is None or len(done) < limit):
@@ -55,7 +58,7 @@ def label_until_empty(st: Store, annotators: tuple[str, ...] = ANNOTATORS, limit
                 continue
             q = task["question_id"]
             state[a] = annotate.submit_and_next(st, a, q, action="label", event_id=annotate.new_event_id(),
-                                                label=label_for(q))
+                                                label=label_of(a, q))
             done.append(q)
     return done
 
@@ -131,6 +134,111 @@ def test_worker_retrains_after_n_labels_and_the_next_batch_reaches_the_queues(tm
     hist = loop.rounds(st)
     assert hist[0]["labels_used"] == N and hist[0]["seconds"] > 0
     assert "job" in log and "train: done" in log
+
+
+# -- the stopping rule -------------------------------------------------------------------
+# `seed_questions` writes "why does the mechanism explain ..." into odd-numbered questions
+# and "which drug is first line for ..." into even ones: labels that follow the text
+# (`text_label`) are learnable, so the model agrees with the gold set; labels by the hash of
+# the id (`label_for`) are not.
+GOLD = 20  # gold items, labeled by both annotators
+FLIPPED = 2  # gold items ann2 labels the other way (adjudicated to the text's label)
+
+
+def text_label(qid: str) -> str:
+    return "reasoning" if int(qid[1:]) % 2 else "knowledge"
+
+
+def other(label: str) -> str:
+    return "knowledge" if label == "reasoning" else "reasoning"
+
+
+def stopping_store(path: Path, learnable: bool) -> tuple[Store, list[str]]:
+    """A store with a gold set of GOLD items labeled by both annotators (agreeing but on
+    FLIPPED items, which a maintainer adjudicates), N start items, the loop set to retrain
+    after K labels, draw K, and stop when fewer than 5 % of predictions change."""
+    st, ids = seeded_store(path)
+    gold = ids[-GOLD:]
+    st.run(lambda con: create_batch(con, batch_id="gold", kind="gold", items=[BatchItem(q) for q in gold],
+                                    overlap=2, show_suggestions=False, created_at=utcnow()))
+    flipped = set(gold[:FLIPPED])
+
+    def label_of(annotator: str, qid: str) -> str:
+        if qid in gold:
+            return other(text_label(qid)) if annotator == "ann2" and qid in flipped else text_label(qid)
+        return text_label(qid) if learnable else label_for(qid)
+
+    label_until_empty(st, label_of=label_of)
+    for q in sorted(flipped):
+        annotate.adjudicate(st, question_id=q, label=text_label(q), maintainer="max", note="the text says so")
+    loop.set_policy(st, {"model": "tfidf", "retrain_after": K, "k": K, "strategy": "badge", "max_changed": 0.05},
+                    by="max")
+    st.label_of = label_of  # type: ignore[attr-defined]
+    return st, ids
+
+
+def run_worker_once(db: Path) -> None:
+    r = run_cli(["worker", "--once", "--device", "cpu", "--db", str(db)], env={"CURATION_STORE_LINGER_S": "0"})
+    assert r.returncode == 0, r.stderr
+
+
+def two_rounds(tmp_path: Path, learnable: bool) -> tuple[Store, list[dict[str, Any]]]:
+    """Round 1 (starts by itself: the gold and start labels are due), its batch labeled, then
+    round 2 (starts by itself after K new labels), each run by a `curation worker --once`."""
+    db = tmp_path / "stop.duckdb"
+    st, _ = stopping_store(db, learnable)
+    run_worker_once(db)
+    [r1] = st.run(sj.list_rounds)
+    assert r1["state"] == "done" and r1["batch_id"].startswith("active-loop001-"), r1
+    assert not r1["status"]["stop"] and r1["status"]["changed_fraction"] is None  # one scoring: not stable yet
+    assert len(label_until_empty(st, label_of=st.label_of)) == K  # type: ignore[attr-defined]
+    run_worker_once(db)
+    return st, st.run(sj.list_rounds)
+
+
+def queued_tasks(st: Store) -> list[dict[str, Any]]:
+    return [t for a in ANNOTATORS if (t := annotate.fetch_next(st, a)["task"]) is not None]
+
+
+def test_the_loop_stops_by_itself_when_the_stopping_rule_holds(tmp_path: Path) -> None:
+    st, rounds = two_rounds(tmp_path, learnable=True)
+    r2 = rounds[-1]
+    assert (r2["round"], r2["state"], r2["batch_id"]) == (2, "stopped", None), r2
+    status = r2["status"]
+    assert status["stop"] and status["kappa_reached"] and status["predictions_stable"]
+    assert status["model_kappa"] >= status["human_kappa_ci_low"] and status["changed_fraction"] < 0.05
+    assert r2["message"].startswith("STOP: both conditions hold; kappa: model-gold")
+    # the al-next job drew nothing, and said why
+    draw = next(j for j in st.run(lambda con: sj.list_jobs(con, loop_round=2)) if j["kind"] == "al-next")
+    assert draw["state"] == "done" and draw["result"]["stopped"] and "batch_id" not in draw["result"]
+    assert [b for b in st.run(lambda con: con.execute("SELECT id FROM batches WHERE id LIKE 'active-loop002%'").fetchall())] == []
+    assert queued_tasks(st) == []
+    loop_state = loop.loop_status(st)
+    assert loop_state["state"] == f"stopped: round 2: {r2['message']}"
+    assert loop_state["history"][-1]["model_kappa"] == status["model_kappa"]
+    # stopped: more labels by people start no round (until a maintainer resumes the loop)
+    extra = [q for q in seed_questions(st, K, prefix="x")]
+    st.run(lambda con: create_batch(con, batch_id="more", kind="manual", items=[BatchItem(q) for q in extra],
+                                    overlap=1, show_suggestions=False, created_at=utcnow()))
+    assert len(label_until_empty(st)) == K
+    assert loop.tick(st)["started"] is None and len(st.run(sj.list_rounds)) == 2
+    loop.set_policy(st, pause=False, by="max")  # resuming clears the stop: the due round starts
+    assert loop.tick(st)["started"]["round"] == 3
+
+
+def test_the_loop_goes_on_while_the_model_disagrees_with_the_gold_set(tmp_path: Path) -> None:
+    """The same store, but the annotators' training labels do not follow the text (the
+    gold set still does): the model's gold kappa stays below the humans' lower bound, so
+    round 2 draws the next batch and the loop stays on."""
+    st, rounds = two_rounds(tmp_path, learnable=False)
+    r2 = rounds[-1]
+    assert (r2["round"], r2["state"]) == (2, "done"), r2
+    status = r2["status"]
+    assert not status["stop"] and not status["kappa_reached"]
+    assert status["model_kappa"] < status["human_kappa_ci_low"]
+    assert r2["batch_id"].startswith("active-loop002-") and r2["message"] == f"batch {r2['batch_id']} queued ({K} questions)"
+    assert {t["batch_id"] for t in queued_tasks(st)} == {r2["batch_id"]}
+    assert loop.loop_status(st)["state"] == "on"
 
 
 def test_run_once_wait_runs_a_round_in_the_command(tmp_path: Path) -> None:

@@ -152,10 +152,18 @@ def test_killed_after_saving_before_registering_is_requeued_and_finished_once(tm
     assert all(j["state"] == "done" for j in st.run(lambda con: sj.list_jobs(con, loop_round=1)))
 
 
-def test_killed_on_its_last_attempt_fails_with_the_reason_and_pauses_the_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pause_at", ["save model/0", "save model/1"])
+def test_killed_on_its_last_attempt_fails_with_the_reason_and_pauses_the_loop(tmp_path: Path, pause_at: str) -> None:
+    """Killed when trained and nothing written yet (`save model/0`), or when its folder is
+    written but not registered (`save model/1`): failed after its one attempt, and no model
+    folder is left where a model is looked for (a written one is moved aside, and the
+    job's error says where)."""
     db, st = _setup(tmp_path, max_attempts=1)
-    proc, lines = _start_doomed(db, "save model/0")  # trained, nothing written yet
+    proc, lines = _start_doomed(db, pause_at)
     _wait_paused(proc, lines)
+    folder = Path(loop.models_dir(st)) / "job-000001"
+    written = pause_at.endswith("/1")
+    assert (folder / "curation_model.json").is_file() == written
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(LEASE + 0.5)
@@ -167,14 +175,93 @@ def test_killed_on_its_last_attempt_fails_with_the_reason_and_pauses_the_loop(tm
     train, score, draw = sorted(st.run(lambda con: sj.list_jobs(con, loop_round=1)), key=lambda j: j["id"])
     assert train["state"] == "failed" and "gave up after 1 attempt" in train["error"]
     assert score["state"] == draw["state"] == "cancelled" and "waits for" in score["message"]
-    assert st.run(sm.list_models) == []
-    assert not (Path(loop.models_dir(st)) / "job-000001").exists()
+    assert st.run(sm.list_models) == [] and st.run(sm.current_model) is None
+    assert not folder.exists()
+    aside = folder.with_name(".failed-job-000001")
+    assert aside.exists() == written
+    if written:  # moved whole, and the error says so
+        assert (aside / "curation_model.json").is_file()
+        assert f"its model folder {folder} was never registered: moved to {aside}" in train["error"]
+        assert "moved to" in train["log_tail"]
+    else:
+        assert "moved to" not in train["error"]
     status = loop.loop_status(st)
     assert status["paused"] and status["history"][0]["state"] == "failed"
     assert "stopped renewing its lease" in status["history"][0]["message"]
     # paused: a worker starts no new round by itself, however many labels arrive
     loop.tick(st)
     assert len(st.run(sj.list_rounds)) == 1
+
+
+def _stage_hook(stage: str, done: int, action: Any) -> Any:
+    def hook(s: str, d: int, total: int) -> None:
+        if s == stage and d == done:
+            action()
+    return hook
+
+
+def test_a_training_error_after_writing_the_folder_fails_the_job_and_moves_the_folder(tmp_path: Path) -> None:
+    """An error between writing the model folder and registering it (here raised by the
+    progress hook at `save model 1/2`, where a full disk or a store error would strike):
+    the job fails at once, the folder never registered is moved to `.failed-job-...`, and
+    the job's error says so; nothing takes it as the current model."""
+    _, st = _setup(tmp_path)
+
+    def boom() -> None:
+        raise RuntimeError("disk full while registering")
+
+    loop.run_worker(st, once=True, device="cpu", hook=_stage_hook("save model", 1, boom))
+    train = loop.get_job(st, 1)
+    folder = Path(loop.models_dir(st)) / "job-000001"
+    assert train["state"] == "failed" and "RuntimeError: disk full while registering" in train["error"]
+    assert f"was never registered: moved to {folder.with_name('.failed-job-000001')}" in train["error"]
+    assert not folder.exists() and (folder.with_name(".failed-job-000001") / "curation_model.json").is_file()
+    assert st.run(sm.list_models) == [] and st.run(sm.current_model) is None
+    assert loop.loop_status(st)["history"][0]["state"] == "failed"
+
+
+@pytest.mark.parametrize("at", [0, 1, 2])
+def test_cancelled_while_saving_never_leaves_a_current_model(tmp_path: Path, at: int) -> None:
+    """The maintainer cancels round 2's training while it saves: before the folder is
+    written (`save model 0/2`), after it is written (1/2: registration is already under
+    way) or after the model is registered (2/2). A model registered before the cancel took
+    effect is kept (models are never deleted) but withdrawn: round 1's model stays the
+    current one, the loop uses none of round 2, and the job and the round say so. A folder
+    never registered is moved to `.cancelled-job-...`."""
+    from test_loop import label_until_empty
+
+    from curation.services import learn
+
+    _, st = _setup(tmp_path)
+    loop.run_worker(st, once=True, device="cpu")  # round 1 starts by itself (N labels) and ends
+    [first] = st.run(sm.list_models)
+    label_until_empty(st)  # round 1's batch
+    train_id = loop.run_round_now(st, by="max")["jobs"][0]
+    loop.run_worker(st, once=True, device="cpu",
+                    hook=_stage_hook("save model", at, lambda: loop.cancel_job(st, train_id, by="boss")))
+
+    job = loop.get_job(st, train_id)
+    folder = Path(loop.models_dir(st)) / f"job-{train_id:06d}"
+    assert job["state"] == "cancelled" and job["message"].startswith("cancelled by boss")
+    models = st.run(sm.list_models)
+    assert st.run(sm.current_model)["version"] == first["version"]
+    if at == 0:  # never registered: moved aside
+        assert [m["version"] for m in models] == [first["version"]]
+        assert not folder.exists() and (folder.with_name(f".cancelled-job-{train_id:06d}") / "curation_model.json").is_file()
+        assert "was never registered: moved to" in job["message"]
+    else:  # registered: kept, withdrawn
+        [_, second] = models
+        assert second["path"] == str(folder.resolve()) and (folder / "curation_model.json").is_file()
+        assert job["result"]["model_version"] == second["version"] and "withdrawn" in job["result"]
+        assert f"its model {second['version']} was registered before the job cancelled" in job["message"]
+        assert "not the current model" in job["message"]
+        assert st.run(lambda con: sm.current_model(con, name=second["version"]))["version"] == second["version"]
+        assert learn.al_next(store=st, size=2, strategy="random")["model_version"] == first["version"]
+    rnd = st.run(sj.list_rounds)[-1]
+    assert (rnd["round"], rnd["state"], rnd["model_version"], rnd["batch_id"]) == (2, "failed", None, None)
+    assert f"train job {train_id} cancelled: cancelled by boss" in rnd["message"]
+    assert loop.loop_status(st)["paused"]
+    assert all(j["state"] == "cancelled" for j in st.run(lambda con: sj.list_jobs(con, loop_round=2)))
 
 
 def test_two_workers_never_claim_the_same_job(tmp_path: Path) -> None:

@@ -109,6 +109,8 @@ if open_jobs:
     b3.selectbox("Job to cancel", [j["id"] for j in open_jobs], key="loop_cancel_pick",
                  format_func=lambda i: next(f"{j['id']} {j['kind']} ({j['state']})" for j in open_jobs if j["id"] == i))
     b3.button("Cancel the job", key="loop_cancel", on_click=_cancel)
+    b3.caption("A cancelled training job's model is never used: if it was registered before the cancel "
+               "reached the worker it is kept but withdrawn (not the current model); the job says which.")
 
 # -- policy -----------------------------------------------------------------------------
 st.subheader("Policy")
