@@ -30,8 +30,8 @@ from curation.errors import ConflictError, InputError, PermissionDenied
 from curation.queue_index import Item, QueueIndex, Slot
 from curation.schema import LABELS
 from curation.store import Store, commit, path_of, utcnow
-from curation.store.postgres import QUEUE_LOCK_KEY, PgStore
 from curation.store.annotations import Annotation, append, human_sql
+from curation.store.postgres import QUEUE_LOCK_KEY, PgStore
 
 _QUEUE_LOCK = threading.RLock()
 T = TypeVar("T")
