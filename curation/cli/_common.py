@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from curation.errors import CurationError
 from curation.store import Store, creating_stores
@@ -50,7 +51,8 @@ def handle_errors(fn: F) -> F:
             with creating_stores(False):
                 return fn(*args, **kwargs)
         except CurationError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            # the message is text, not markup: `pip install "curation[ray]"` keeps its brackets
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -30,6 +30,9 @@ def worker_cmd(
     poll_seconds: Annotated[float, typer.Option("--poll-seconds", min=0.05, help="How often an idle worker looks for work.")] = 1.0,
     run_loop: Annotated[bool, typer.Option("--loop/--no-loop", help="Also start and close the loop's rounds.")] = True,
     worker_id: Annotated[str | None, typer.Option("--id", help="Worker name in the jobs table [default: host:pid].")] = None,
+    engine: Annotated[str, typer.Option("--engine", help="How classify jobs score: local, or ray (a Ray cluster; pip install \"curation[ray]\").")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="With --engine ray: the cluster (e.g. auto) [default: a local one per job].")] = None,
+    actors: Annotated[int, typer.Option("--actors", min=1, help="With --engine ray: scoring actors (one model each; one GPU each where there are GPUs).")] = 1,
     db: DbOption = None,
 ) -> None:
     """Take queued jobs one at a time and run them (Ctrl-C or SIGTERM: stop after the current job)."""
@@ -51,7 +54,8 @@ def worker_cmd(
     wid = worker_id or loop.default_worker_id()
     _say(f"worker {wid} on {st.key} (device {device}, kinds {kinds or 'all'})")
     out = loop.run_worker(st, worker_id=wid, kinds=kinds.split(",") if kinds else None, device=device, once=once,
-                          lease_seconds=lease_seconds, poll_seconds=poll_seconds, loop=run_loop, stop=stop, on_job=on_job)
+                          lease_seconds=lease_seconds, poll_seconds=poll_seconds, loop=run_loop, stop=stop, on_job=on_job,
+                          scoring={"engine": engine, "address": address, "actors": actors})
     _say(f"worker {wid}: {len(out['jobs'])} job(s) run")
 
 

@@ -111,6 +111,9 @@ def classify_cmd(
     output: Annotated[Path | None, typer.Option("--output", help="Write one JSON object per line here ('-' = stdout; the default with --input).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 64,
     device: Annotated[str, typer.Option(help="auto (CUDA+bf16 if available, else CPU; bf16 where the CPU runs it faster (AMX, or a timed matmul)), cpu (float32), cuda[:N].")] = "auto",
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (a Ray cluster, one model per actor, same predictions; needs pip install \"curation\\[ray]\"). Ray costs seconds to start: worth it for large pools or many GPUs.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", help="With --engine ray: the cluster to use ('auto' = the one `ray start` runs on this node, or ray://host:10001); default: start a local cluster for this command.")] = None,
+    actors: Annotated[int, typer.Option("--actors", help="With --engine ray: scoring actors, each loading the model once (one GPU each when the cluster has GPUs).")] = 1,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -118,7 +121,8 @@ def classify_cmd(
     # JSONL goes to --output; to stdout with `--output -`, or when --input is given without --output
     to_stdout = (output is not None and str(output) == "-") or (output is None and input is not None and not as_json)
     with progress_bar(not as_json and not to_stdout) as cb:
-        res = classify(model, input=input, output=None if to_stdout else output, db=db, batch_size=batch_size, device=device, progress=cb)
+        res = classify(model, input=input, output=None if to_stdout else output, db=db, batch_size=batch_size, device=device,
+                       progress=cb, engine=engine, address=address, actors=actors)
     if to_stdout:
         for r in res["rows"]:
             sys.stdout.write(json.dumps(r) + "\n")

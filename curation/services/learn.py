@@ -13,7 +13,6 @@ import contextlib
 import csv
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,12 @@ import numpy as np
 from curation.errors import InputError
 from curation.metrics import finite
 from curation.schema import LABELS, format_for_model
-from curation.staging import check_new_file, check_new_folder, pid_alive, write_text_atomic
+from curation.staging import check_new_file, check_new_folder, write_text_atomic
 from curation.store import Store, utcnow
 
 Progress = Any  # Callable[[str, int, int], None] | None
 SEEN_IDS_FILE = "seen_ids.json"
+ENGINES = ("local", "ray")  # classify: this process, or a Ray cluster (curation.ray_scoring)
 
 
 # ----------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def train_model(
             )
         ids, texts = [r.question_id for r in train_rows], [format_for_model(r.question, r.options) for r in train_rows]
         label_list = [r.label for r in train_rows]
-        clf = M.train(texts, label_list, cfg, progress=progress, source=f"the store {st.path}")
+        clf = M.train(texts, label_list, cfg, progress=progress, source=f"the store {st.key}")
         if gold_rows:
             p = clf.predict_proba([format_for_model(r.question, r.options) for r in gold_rows])
             gold_report = active.gold_agreement(
@@ -200,17 +200,31 @@ def classify(
     batch_size: int = 64,
     device: str = "auto",
     progress: Progress = None,
+    engine: str = "local",
+    address: str | None = None,
+    actors: int = 1,
 ) -> dict[str, Any]:
     """Score a JSONL file (or, without `input`, every store question, writing `predictions`).
 
     Returns `{model_version, n, reasoning_share, rows}`; writes one JSON object a line to
     `output` when given: id, reasoning_prob, is_reasoning, reasoning_threshold, model_version.
+    `engine` ``ray`` scores on a Ray cluster (`curation.ray_scoring.score`: `actors` actors,
+    `address` or a local cluster) with the same probabilities; the rest is the same path.
     """
     from curation import model as M
 
+    if engine not in ENGINES:
+        raise InputError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "local" and (address is not None or actors != 1):
+        raise InputError("--address and --actors apply to --engine ray only; add --engine ray")
     if output is not None:  # a bad --output is refused before any scoring or store write
         check_new_file(output, "--output", create_parent=True)
-    clf = M.load(model_dir, device=device)
+    if engine == "ray":
+        from curation import ray_scoring
+
+        ray_scoring.require_ray()
+    # with Ray the driver keeps the model for its version, threshold and info; the actors score
+    clf = M.load(model_dir, device=device if engine == "local" else "cpu")
     if input is not None:
         rows = read_questions_jsonl(input, require_label=False)
     else:
@@ -219,7 +233,11 @@ def classify(
         rows = _store(store, db).run(sm.questions_for_scoring)
         if not rows:
             raise InputError("the store has no questions; run `curation ingest` first")
-    probs = clf.predict_proba(_texts(rows), batch_size=batch_size, progress=progress)
+    if engine == "ray":
+        probs = ray_scoring.score(str(model_dir), _texts(rows), kind=clf.info.kind, address=address, actors=actors,
+                                  batch_size=batch_size, device=device, progress=progress)
+    else:
+        probs = clf.predict_proba(_texts(rows), batch_size=batch_size, progress=progress)
     thr = float(clf.threshold)
     out_rows = [
         {"id": r["id"], "reasoning_prob": float(p), "is_reasoning": bool(p >= thr),
@@ -265,25 +283,28 @@ def write_scores(st: Store, version: str, ids: Sequence[str], probs: Sequence[fl
     now = utcnow()
     bounds = [(a, min(a + PREDICTION_CHUNK, len(ids))) for a in range(0, len(ids), PREDICTION_CHUNK)] or [(0, 0)]
     fresh = len(bounds) > 1 and not st.run(lambda con: sm.has_predictions(con, version))
-    try:
-        for k, (a, b) in enumerate(bounds):
+    with st.writer() as owner:  # alive until the last hold: a pending first scoring is not stale
+        try:
+            for k, (a, b) in enumerate(bounds):
 
-            def write(con: Any, a: int = a, b: int = b, first: bool = k == 0, last: bool = k == len(bounds) - 1) -> None:
-                if fresh and first:
-                    sm.begin_pending_predictions(con, version, pid=os.getpid(), now=now, alive=pid_alive)
-                sm.write_predictions(con, model_version=version, question_ids=ids[a:b], probs=probs[a:b],
-                                     threshold=threshold, created_at=now)
-                if last:
-                    register(con)
-                    if fresh:
-                        sm.end_pending_predictions(con, version)
+                def write(con: Any, a: int = a, b: int = b, first: bool = k == 0,
+                          last: bool = k == len(bounds) - 1) -> None:
+                    if fresh and first:
+                        sm.begin_pending_predictions(con, version, pid=owner, now=now,
+                                                     alive=lambda o: st.owner_alive(con, o))
+                    sm.write_predictions(con, model_version=version, question_ids=ids[a:b], probs=probs[a:b],
+                                         threshold=threshold, created_at=now)
+                    if last:
+                        register(con)
+                        if fresh:
+                            sm.end_pending_predictions(con, version)
 
-            st.run(write)
-    except BaseException:
-        if fresh:
-            with contextlib.suppress(Exception):
-                st.run(lambda con: sm.abandon_pending_predictions(con, version))
-        raise
+                st.run(write)
+        except BaseException:
+            if fresh:
+                with contextlib.suppress(Exception):
+                    st.run(lambda con: sm.abandon_pending_predictions(con, version))
+            raise
 
 
 # ----------------------------------------------------------------------------------------
@@ -356,7 +377,10 @@ def al_status(*, store: Store | None = None, db: str | None = None, max_changed:
     from curation.store import models as sm
 
     def read(con: Any) -> tuple[list[dict[str, Any]], list[str], dict[str, Any], dict[str, Any]]:
-        models = sm.list_models(con)
+        from curation.store.jobs import withdrawn_models
+
+        withdrawn = withdrawn_models(con)  # a model whose training job failed or was cancelled
+        models = [m for m in sm.list_models(con) if m["version"] not in withdrawn]
         versions = sm.prediction_versions(con)
         cur = sm.predictions(con, versions[0]) if versions else {}
         prev = sm.predictions(con, versions[1]) if len(versions) > 1 else {}

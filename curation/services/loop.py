@@ -160,6 +160,7 @@ class JobContext:
     job: dict[str, Any]
     device: str
     progress: _Reporter
+    scoring: dict[str, Any] = field(default_factory=dict)  # the worker's classify engine (`run_worker`)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -262,8 +263,10 @@ def _run_classify(ctx: JobContext) -> dict[str, Any]:
     path = ctx.model_dir()
     if not path:
         raise InputError("a classify job needs model_dir (a model folder) or model_from: dependency")
-    res = learn.classify(path, store=ctx.store, device=ctx.device, batch_size=int(ctx.params.get("batch_size", 64)),
-                         progress=ctx.progress)
+    p = {**ctx.scoring, **ctx.params}  # `engine: ray` (+ `address`, `actors`): scored on a Ray cluster
+    res = learn.classify(path, store=ctx.store, device=ctx.device, batch_size=int(p.get("batch_size", 64)),
+                         progress=ctx.progress, engine=str(p.get("engine", "local")), address=p.get("address"),
+                         actors=int(p.get("actors", 1)))
     res.pop("rows", None)
     return {**res, "path": str(Path(path).resolve())}
 
@@ -325,7 +328,8 @@ HANDLERS: dict[str, Callable[[JobContext], dict[str, Any]]] = {
 
 
 def run_job(store: Store, job: dict[str, Any], worker_id: str, *, device: str = "auto",
-            lease_seconds: float = J.DEFAULT_LEASE_SECONDS, hook: Hook | None = None) -> str:
+            lease_seconds: float = J.DEFAULT_LEASE_SECONDS, hook: Hook | None = None,
+            scoring: dict[str, Any] | None = None) -> str:
     """Run a claimed job to its end; returns its final state as this worker saw it."""
     rep = _Reporter(store, int(job["id"]), worker_id, lease_seconds, hook)
     beat = threading.Thread(target=rep.beat_forever, name=f"curation-job-{job['id']}-heartbeat", daemon=True)
@@ -334,7 +338,7 @@ def run_job(store: Store, job: dict[str, Any], worker_id: str, *, device: str = 
     result: dict[str, Any] | None = None
     error: str | None = None
     try:
-        result = HANDLERS[job["kind"]](JobContext(store, job, device, rep))
+        result = HANDLERS[job["kind"]](JobContext(store, job, device, rep, dict(scoring or {})))
     except JobCancelled:
         pass
     except CurationError as exc:
@@ -380,11 +384,17 @@ def run_worker(
     stop: threading.Event | None = None,
     hook: Hook | None = None,
     on_job: Callable[[dict[str, Any], str], None] | None = None,
+    scoring: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Take jobs one at a time until `stop` is set (with `once`: until none is ready).
-    With `loop`, each turn first lets the loop close a finished round or start a due one."""
+    With `loop`, each turn first lets the loop close a finished round or start a due one.
+    `scoring`: how classify jobs score unless a job says otherwise, e.g. `{"engine": "ray",
+    "address": "auto", "actors": 4}` hands them to a Ray cluster."""
     wid = worker_id or default_worker_id()
     kinds = J.check_kinds(kinds)
+    engine = (scoring or {}).get("engine", "local")
+    if engine not in learn.ENGINES:
+        raise InputError(f"--engine {engine!r} is not one of {', '.join(learn.ENGINES)}")
     stop = stop or threading.Event()
     ran: list[dict[str, Any]] = []
     while not stop.is_set():
@@ -401,7 +411,7 @@ def run_worker(
             continue
         if on_job is not None:
             on_job(job, "running")
-        state = run_job(store, job, wid, device=device, lease_seconds=lease_seconds, hook=hook)
+        state = run_job(store, job, wid, device=device, lease_seconds=lease_seconds, hook=hook, scoring=scoring)
         ran.append({"id": job["id"], "kind": job["kind"], "state": state})
         if on_job is not None:
             on_job(job, state)
