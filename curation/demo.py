@@ -130,8 +130,10 @@ def ensure_loop(store: Store) -> dict[str, Any]:
     return {"created": True, "policy": loop.set_policy(store, dict(DEMO_LOOP), by="demo")["policy"]}
 
 
-def worker_command(db: str | os.PathLike[str]) -> list[str]:
-    """The `curation worker` started beside the demo's app (CPU: the demo model is tfidf)."""
+def worker_command() -> list[str]:
+    """The `curation worker` started beside the demo's app (CPU: the demo model is tfidf). Its
+    store comes from `CURATION_DB` in its environment, not the command line, where a
+    PostgreSQL URL's password would show in the process list."""
     import sys
 
-    return [sys.executable, "-c", "from curation.cli import main; main()", "worker", "--db", str(db), "--device", "cpu"]
+    return [sys.executable, "-c", "from curation.cli import main; main()", "worker", "--device", "cpu"]

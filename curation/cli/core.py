@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from curation import adapters
@@ -124,7 +125,7 @@ def demo(
     from curation.cli.model import progress_bar
 
     s = store(db, create=True)
-    console.print(f"[bold]1/6 ingest[/] the bundled sample into {s.path}")
+    console.print(f"[bold]1/6 ingest[/] the bundled sample into {escape(s.key)}")
     console.print(_report_table(D.ingest(s)))
     console.print("[bold]2/6 users[/]")
     users = D.ensure_users(s)
@@ -172,12 +173,12 @@ def _serve_demo(s: Store, port: int) -> None:
     from curation.cli.app_cmds import app_command
 
     console.print(f"[bold]6/6 app[/] on http://127.0.0.1:{port}")
-    env = {**os.environ, "CURATION_DB": str(s.path)}
+    env = {**os.environ, "CURATION_DB": s.location}
     policy = D.ensure_loop(s)["policy"]
     console.print(f"  the loop: a worker beside the app retrains ({policy['model']}) after every "
                   f"{policy['retrain_after']} labels by people and queues the next {policy['k']} questions")
-    proc = subprocess.Popen(app_command(port, str(s.path)), env=env)
-    worker = subprocess.Popen(D.worker_command(s.path), env=env)
+    proc = subprocess.Popen(app_command(port, s.location), env=env)
+    worker = subprocess.Popen(D.worker_command(), env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:

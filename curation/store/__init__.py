@@ -219,10 +219,9 @@ class Store:
 
     def __new__(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> "Store":
         if cls is Store:
-            value = path if path not in (None, "") else os.environ.get("CURATION_DB")
-            if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
-                from curation.store.postgres import PgStore
+            from curation.store.postgres import PgStore, is_postgres_url
 
+            if is_postgres_url(path if path not in (None, "") else os.environ.get("CURATION_DB")):
                 return super().__new__(PgStore)
         return super().__new__(cls)
 

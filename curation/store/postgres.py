@@ -27,6 +27,7 @@ The password in a URL is never printed: messages and `key` use `redact(url)`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -197,6 +198,7 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+atexit.register(lambda: close_pools())
 
 
 def pool_size() -> int:
