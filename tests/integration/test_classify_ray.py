@@ -15,9 +15,11 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import modelkit
 import numpy as np
 import pytest
 import typer
+from conftest import write_jsonl
 from typer.testing import CliRunner
 
 from curation import model as M
@@ -33,18 +35,11 @@ pytestmark = pytest.mark.integration
 ray = pytest.importorskip("ray")
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "curation" / "data" / "medxpertqa_labeled_dev.jsonl"
 N = 240
+_rows = modelkit.labeled_rows
 
 
-def _rows(n: int, start: int = 0) -> list[dict]:
-    rows = [json.loads(x) for x in DATA.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return rows[start : start + n]
-
-
-def _write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+_write = write_jsonl
 
 
 def _app() -> typer.Typer:
@@ -133,29 +128,14 @@ def cluster() -> Iterator[None]:
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tfidf model and a tiny random BERT (2 layers, hidden 64, a WordPiece tokenizer
     trained on bundled text) saved as curation model folders."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-
     root = tmp_path_factory.mktemp("models")
     texts = [format_for_model(r["question"], r["options"]) for r in _rows(200)]
     tfidf = M.train(texts, [r["label"] for r in _rows(200)], M.TrainConfig(base="tfidf")).save(root / "tfidf")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
-    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=512, num_labels=2)
-    import torch
-
-    torch.manual_seed(0)
+    fast, model = modelkit.tiny_bert(texts)
     # a steep calibration spreads the random head's logits over (0, 1): differences show
     info = M.ModelInfo("transformer", M.new_version("tiny-bert"), "tiny-bert", 0.5,
                        M.Calibrator("platt", 25.0, 0.0).to_dict(), 128)
-    bert = M.TransformerClassifier(fast, BertForSequenceClassification(cfg), info, M.select_device("cpu")).save(root / "bert")
+    bert = M.TransformerClassifier(fast, model, info, M.select_device("cpu")).save(root / "bert")
     return {"tfidf": tfidf, "bert": bert}
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import modelkit
 import numpy as np
 import pytest
 
@@ -18,36 +19,19 @@ from curation.schema import format_for_model
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "curation" / "data" / "medxpertqa_labeled_dev.jsonl"
 
 
 def _rows(n: int | None = None) -> list[dict]:
-    rows = [json.loads(x) for x in DATA.read_text(encoding="utf-8").splitlines() if x.strip()]
-    return rows[:n] if n else rows
+    return modelkit.labeled_rows(n or None)
 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, hidden-64 random BERT with a WordPiece tokenizer trained on bundled text."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-
     folder = tmp_path_factory.mktemp("tiny_bert")
-    texts = [format_for_model(r["question"], r["options"]) for r in _rows(200)]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=800, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    fast, bert = modelkit.tiny_bert([format_for_model(r["question"], r["options"]) for r in _rows(200)])
     fast.save_pretrained(folder)
-    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=512, num_labels=2)
-    import torch
-
-    torch.manual_seed(0)
-    BertForSequenceClassification(cfg).save_pretrained(folder)
+    bert.save_pretrained(folder)
     return folder
 
 
