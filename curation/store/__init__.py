@@ -62,7 +62,7 @@ from curation.store.gate import (
     private_files,
     reset_after_fork,
 )
-from curation.store.migrations import MIGRATIONS
+from curation.store.migrations import apply_migrations
 
 __all__ = ["LOCK_STATS", "LockStats", "Store", "close_all", "commit", "creating_stores",
            "linger_seconds", "path_of", "threads_setting", "utcnow"]
@@ -333,26 +333,7 @@ class Store:
         with _MIGRATE_LOCK:
             if key in _MIGRATED:
                 return
-            con.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
-            )
-            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
-            for migration in MIGRATIONS:
-                if migration.version in applied:
-                    continue
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    for statement in migration.statements:
-                        con.execute(statement)
-                    con.execute(
-                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                        [migration.version, migration.name, utcnow()],
-                    )
-                    con.execute("COMMIT")
-                except Exception:
-                    con.execute("ROLLBACK")
-                    raise
+            apply_migrations(con, utcnow)
             _MIGRATED.add(key)
 
     @contextmanager

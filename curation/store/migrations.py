@@ -1,4 +1,4 @@
-"""Versioned schema migrations for the DuckDB store.
+"""Versioned schema migrations for the store (one list for DuckDB and PostgreSQL).
 
 Append a new `Migration` to `MIGRATIONS` to change the schema; never edit an applied one.
 Each migration runs in the same transaction as its `schema_migrations` row.
@@ -6,7 +6,32 @@ Each migration runs in the same transaction as its `schema_migrations` row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+def apply_migrations(con: Any, now: Callable[[], datetime]) -> None:
+    """Run the migrations `con`'s store has not applied, each in its own transaction with its
+    `schema_migrations` row (a DuckDB connection, or a `PgConnection`: one runner for both)."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    for migration in MIGRATIONS:
+        if migration.version in applied:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [migration.version, migration.name, now()])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from curation.config import lock_timeout_seconds
 from curation.errors import StoreBusyError, StoreError, StoreMissingError
 from curation.store import LOCK_STATS, Store, _backoff, utcnow
 from curation.store.dialect import to_postgres
-from curation.store.migrations import MIGRATIONS
+from curation.store.migrations import apply_migrations
 
 T = TypeVar("T")
 
@@ -136,8 +136,6 @@ class PgResult:
             t = _ARROW_TYPES.get(d.type_code)
             arrays.append(pa.array(list(values), type=t) if t is not None else pa.array(list(values)))
         return pa.Table.from_arrays(arrays, names=names)
-
-    arrow = to_arrow_table
 
 
 class PgConnection:
@@ -318,23 +316,7 @@ class PgStore(Store):
             return
         raw.execute("SELECT pg_advisory_lock(%s)", [QUEUE_LOCK_KEY + 1])  # one migrator at a time
         try:
-            con = PgConnection(raw, self.key)
-            con.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                        "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)")
-            applied = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
-            for migration in MIGRATIONS:
-                if migration.version in applied:
-                    continue
-                con.execute("BEGIN")
-                try:
-                    for statement in migration.statements:
-                        con.execute(statement)
-                    con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                                [migration.version, migration.name, utcnow()])
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
+            apply_migrations(PgConnection(raw, self.key), utcnow)
         finally:
             raw.execute("SELECT pg_advisory_unlock(%s)", [QUEUE_LOCK_KEY + 1])
         _MIGRATED.add(self.url)
