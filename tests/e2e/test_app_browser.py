@@ -71,6 +71,21 @@ def seed(store: Store, questions: list[tuple[str, str, str]], overlap: int) -> N
     annotate.draw_gold(store, len(questions), overlap, seed=0, batch_id="gold-e2e")
 
 
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> str:
+    """`url` once the app answers its health check; its log in the error if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return url
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"the app did not become healthy in {timeout:.0f} s")
+
+
 @pytest.fixture
 def app_url(tmp_path: Path) -> Iterator[tuple[str, Store]]:
     db = tmp_path / "e2e.duckdb"
@@ -89,18 +104,7 @@ def app_url(tmp_path: Path) -> Iterator[tuple[str, Store]]:
              "--browser.gatherUsageStats", "false"],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {(tmp_path / 'streamlit.log').read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return url
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("streamlit did not become healthy in 60 s")
+        return wait_healthy(proc, f"http://127.0.0.1:{port}", tmp_path / "streamlit.log")
 
     yield_store["start"] = start  # type: ignore[assignment]
     try:

@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from test_app_browser import (  # noqa: F401  (browser is a fixture)
     free_port,
     log_in,
     seed,
+    wait_healthy,
     wait_idle,
 )
 
@@ -39,19 +38,7 @@ def _start(db: str, tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes],
     proc = subprocess.Popen(
         [sys.executable, "-c", "from curation.cli import main; main()", "app", "--port", str(port), "--db", db],
         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"replica {name} exited: {(tmp_path / f'{name}.log').read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"replica {name} did not become healthy in 60 s") from None
-            time.sleep(0.3)
+    return proc, wait_healthy(proc, f"http://127.0.0.1:{port}", tmp_path / f"{name}.log")
 
 
 @pytest.fixture
