@@ -19,7 +19,6 @@ import modelkit
 import numpy as np
 import pytest
 import typer
-from conftest import write_jsonl
 from typer.testing import CliRunner
 
 from curation import model as M
@@ -29,6 +28,7 @@ from curation.ray_scoring import collect
 from curation.schema import format_for_model
 from curation.store import Store, close_all
 from curation.store import models as sm
+from tests.conftest import write_jsonl
 
 pytestmark = pytest.mark.integration
 
