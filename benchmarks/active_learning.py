@@ -9,7 +9,8 @@ model) -- then queries 25 at a time up to 400 labels and 200 at a time beyond, r
 after every batch; balanced accuracy on the evaluation set is recorded at every budget.
 
 Learner (a documented proxy: refitting the encoder ~40 times per run is out of reach on
-CPU): `curation.simulate.logistic_fit`, class-balanced logistic regression, on
+CPU): `curation.simulate.logistic_fit`, class-balanced logistic regression (C = `--c`,
+default 4 as the product's TF-IDF; the 10-seed run of session 6 used C = 1), on
 ``tfidf`` (default; the product's TF-IDF 1-2 grams fitted on the pool's text; kmeans,
 badge and the cold start use a 64-d SVD of it) or ``minilm`` (frozen, mean-pooled
 all-MiniLM-L6-v2, head 256 tokens).
@@ -36,6 +37,7 @@ learning curves of the random-first-batch runs).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -112,41 +114,7 @@ def spread(values: Sequence[int | None]) -> dict[str, Any]:
             "min": float(got.min()), "max": float(got.max())}
 
 
-# ---- the simulation ------------------------------------------------------------------------
-def run_one(xp: Any, yp: np.ndarray, xe: Any, ye: np.ndarray, emb: np.ndarray, *, strategy: str, init: str,
-            budgets: Sequence[int], seed: int, init_size: int, step: int, big_step: int) -> list[dict[str, Any]]:
-    """One strategy and seed (the loop of `curation.simulate.simulate`, plus a k-means first
-    batch and a coarser step beyond `AULC_RANGE`)."""
-    ids = [f"{i:07d}" for i in range(len(yp))]
-    index = {q: i for i, q in enumerate(ids)}
-    holder: dict[str, Any] = {}
-
-    def fit_ids(sel: Sequence[str], y: np.ndarray) -> active.Predictor:
-        model = active.logistic_fit(xp[[index[q] for q in sel]], y)
-        holder["model"] = model
-        return lambda q: model(xp[[index[i] for i in q]])
-
-    if init == "kmeans":
-        first = active.query("kmeans", ids, init_size, embeddings=emb, seed=seed)
-    else:
-        first = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:init_size]]
-    learner = active.ActiveLearner(ids, fit_ids, strategy=strategy, seed=seed, features=lambda q: emb[[index[i] for i in q]])
-    learner.initialize({q: int(yp[index[q]]) for q in first})
-    rows = []
-    for b in budgets:
-        while len(learner.labeled) < b:
-            k = step if len(learner.labeled) < AULC_RANGE[1] else big_step
-            asked = learner.query(min(k, b - len(learner.labeled)))
-            if not asked:
-                break
-            learner.update({q: int(yp[index[q]]) for q in asked})
-        pred = (holder["model"](xe) >= 0.5).astype(int)
-        rows.append({"strategy": strategy if init == "random" else f"{strategy}@kmeans0", "seed": seed, "n_labels": b,
-                     "n_labeled_actual": len(learner.labeled), "balanced_accuracy": metrics.balanced_accuracy(ye, pred),
-                     "kappa": metrics.cohen_kappa(ye, pred)})
-    return rows
-
-
+# ---- the simulation (curation.simulate.simulate) ---------------------------------------
 def split_features(kind: str, texts: list[str], pool: np.ndarray, ev: np.ndarray, seed: int) -> tuple[Any, Any, np.ndarray]:
     from sklearn.decomposition import TruncatedSVD
 
@@ -228,6 +196,8 @@ def main() -> None:
                     help="strategies also run with a k-means first batch (cold start); '' for none")
     ap.add_argument("--budgets", default=",".join(str(b) for b in [*range(25, 401, 25), 600, 800, 1000, 1200]))
     ap.add_argument("--big-step", type=int, default=200, help="batch size beyond 400 labels")
+    ap.add_argument("--c", type=float, default=4.0,
+                    help="the learner's inverse regularisation (default: the product's TrainConfig.tfidf_c)")
     ap.add_argument("--seeds", default="0-9", help="a range a-b or a list 0,1,2")
     ap.add_argument("--out-stem", default="active_learning", help="file name stem under benchmarks/results/")
     args = ap.parse_args()
@@ -242,14 +212,17 @@ def main() -> None:
     cold = [s for s in args.cold_start.split(",") if s]
     rows: list[dict[str, Any]] = []
     full: dict[int, float] = {}
+    fit = functools.partial(active.logistic_fit, c=args.c)
     for seed in seeds:
         pool, ev = M.stratified_split(y, 0.2, seed)
         xp, xe, ep = split_features(args.features, texts, pool, ev, seed)
-        full[seed] = metrics.balanced_accuracy(y[ev], (active.logistic_fit(xp, y[pool])(xe) >= 0.5).astype(int))
-        runs = [(s, "random") for s in strategies] + [(s, "kmeans") for s in cold]
-        for s, init in runs:
-            rows += run_one(xp, y[pool], xe, y[ev], ep, strategy=s, init=init, budgets=budgets, seed=seed,
-                            init_size=25, step=25, big_step=args.big_step)
+        for init, names in (("random", strategies), ("kmeans", cold)):
+            if names:
+                res = active.simulate(xp, y[pool], xe, y[ev], strategies=names, budgets=budgets, seeds=[seed],
+                                      init_size=25, step=25, init=init, coarse=(AULC_RANGE[1], args.big_step),
+                                      fit=fit, embeddings=ep)
+                rows += res.rows
+                full[seed] = res.full_data[seed]
         print(f"[seed {seed}] done at {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     summary = summarise(rows, full, budgets)
     curve = active.SimulationResult(rows=rows, full_data=full).curve()
@@ -258,7 +231,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / args.out_stem
     stem.with_suffix(".json").write_text(json.dumps(metrics.finite({
-        "features": args.features, "learner": "class-balanced logistic regression (curation.simulate.logistic_fit; proxy)",
+        "features": args.features, "learner": "class-balanced logistic regression (curation.simulate.logistic_fit; proxy)", "c": args.c,
         "pool": "stratified 80 % of 1,700 per seed (1,360), evaluation the other 20 % (340)",
         "strategies": strategies, "cold_start_strategies": cold, "budgets": budgets, "seeds": seeds,
         "init_size": 25, "step": {"<= 400": 25, "> 400": args.big_step}, "aulc_range": list(AULC_RANGE),

@@ -38,6 +38,7 @@ __all__ = [
     "encode_labels",
     "new_version",
     "stratified_split",
+    "tfidf_oof_logits",
     "train_tfidf",
 ]
 
@@ -79,6 +80,11 @@ class TrainConfig:
     fixed_threshold: float = 0.5
     calibration: str = "platt"
     # tfidf baseline
+    # tfidf: calibration and threshold on out-of-fold logits over every training row with
+    # this many folds, then the model refit on all rows (measured better than one 15 %
+    # split: benchmarks/classifier_quality.py); 0 or too few rows per class -> the split.
+    # Encoders always use the validation split (k fine-tunes would cost k times).
+    threshold_folds: int = 5
     tfidf_c: float = 4.0
     tfidf_max_features: int = 50_000
 
@@ -93,6 +99,8 @@ class TrainConfig:
             raise InputError(f"truncation {self.truncation!r} is not one of {', '.join(TRUNCATIONS)}")
         if not 0.05 <= self.val_fraction <= 0.5:
             raise InputError(f"val_fraction must be between 0.05 and 0.5, got {self.val_fraction}")
+        if self.threshold_folds < 0 or self.threshold_folds == 1:
+            raise InputError(f"threshold_folds must be 0 (the validation split) or >= 2, got {self.threshold_folds}")
         if self.threshold_rule not in THRESHOLD_RULES:
             raise InputError(
                 f"threshold rule {self.threshold_rule!r} is not one of {', '.join(THRESHOLD_RULES)}"
@@ -322,3 +330,19 @@ def train_tfidf(
     lr = LogisticRegression(C=config.tfidf_c, class_weight="balanced", max_iter=2000, random_state=config.seed)
     lr.fit(x, y)
     return vec, lr.coef_.ravel(), float(lr.intercept_[0])
+
+
+def tfidf_oof_logits(texts: Sequence[str], y: np.ndarray, config: TrainConfig) -> np.ndarray | None:
+    """Out-of-fold TF-IDF logits over every row (stratified `config.threshold_folds` folds),
+    for choosing the calibration and threshold without a held-back split; None when the
+    folds are off or a class has fewer rows than folds."""
+    k = config.threshold_folds
+    if k < 2 or len(np.unique(y)) < 2 or int(np.bincount(y).min()) < k:
+        return None
+    from sklearn.model_selection import StratifiedKFold
+
+    z = np.zeros(len(y))
+    for a, b in StratifiedKFold(k, shuffle=True, random_state=config.seed).split(np.zeros(len(y)), y):
+        vec, coef, icpt = train_tfidf([texts[i] for i in a], y[a], config)
+        z[b] = np.asarray(vec.transform([texts[i] for i in b]) @ coef + icpt, dtype=float).ravel()
+    return z

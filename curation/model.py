@@ -82,6 +82,7 @@ from curation.classifier import (
     encode_labels,
     new_version,
     stratified_split,
+    tfidf_oof_logits,
     train_tfidf,
 )
 from curation.devices import (
@@ -102,7 +103,7 @@ __all__ = [
     # re-exported from curation.classifier
     "DEFAULT_BASE", "FORMAT_VERSION", "LABEL_NAMES", "MODEL_FILE", "TRUNCATIONS", "Classifier", "ModelInfo",
     "Progress", "TfidfClassifier", "TrainConfig", "encode_labels", "new_version",
-    "stratified_split", "train_tfidf",
+    "stratified_split", "tfidf_oof_logits", "train_tfidf",
     # re-exported from curation.devices
     "BF16_MIN_SPEEDUP", "DeviceChoice", "autocast_context", "cpu_bf16_probe", "cpu_has_native_bf16",
     "prefer_bf16", "select_device",
@@ -462,8 +463,10 @@ def train(
 ) -> Classifier:
     """Train a classifier on (text, label) pairs; returns it with threshold and metrics set.
 
-    `labels` are ``reasoning``/``knowledge``. The validation split (early stopping,
-    calibration, threshold) is a stratified `config.val_fraction` of the rows. `source`
+    `labels` are ``reasoning``/``knowledge``. Encoders hold back a stratified
+    `config.val_fraction` of the rows (early stopping, calibration, threshold); tfidf trains
+    on every row and fits calibration and threshold on `config.threshold_folds`-fold
+    out-of-fold logits (`tfidf_oof_logits`; the split when the folds are off). `source`
     (the labels file, or the store) is named in the refusals of too few or one-class rows.
     """
     config = config or TrainConfig()
@@ -478,49 +481,60 @@ def train(
         raise InputError(f"every training row is labeled {LABEL_NAMES[int(y[0])]!r}; training needs both labels",
                          location=source)
     set_seed(config.seed)
-    tr, va = stratified_split(y, config.val_fraction, config.seed)
-    tr_texts = [texts[i] for i in tr]
-    va_texts = [texts[i] for i in va]
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
-    cfg = asdict(config)
-    precision = "cpu/float32"
+    z_oof = tfidf_oof_logits(texts, y, config) if config.base == "tfidf" else None
+    if z_oof is not None:  # tfidf: every row trains; out-of-fold logits choose the threshold
+        tr, va = np.arange(len(y)), np.zeros(0, dtype=int)
+    else:
+        tr, va = stratified_split(y, config.val_fraction, config.seed)
+    tr_texts = [texts[int(i)] for i in tr]
+    va_texts = [texts[int(i)] for i in va]
+    train_log: dict[str, Any] = {"epochs": [], "best_epoch": 0, "stopped_early": False}
     if config.base == "tfidf":
         vec, coef, icpt = train_tfidf(tr_texts, y[tr], config)
         # tfidf reads the whole text: max_length and truncation are recorded, not applied
-        info = ModelInfo("tfidf", new_version("tfidf"), "tfidf", 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created,
-                         truncation=config.truncation)
+        info = ModelInfo("tfidf", new_version("tfidf"), "tfidf", 0.5, Calibrator().to_dict(), config.max_length, {},
+                         asdict(config), created, truncation=config.truncation)
         clf: Classifier = TfidfClassifier(vec, coef, icpt, info)
-        train_log: dict[str, Any] = {"epochs": [], "best_epoch": 0, "stopped_early": False}
+        precision = "cpu/float32"
     else:
         device = select_device(config.device)
         precision = device.label
         tok, mdl = load_base(config.base)
         mdl, train_log = train_transformer(tok, mdl, tr_texts, y[tr], va_texts, y[va], config, device, progress)
-        info = ModelInfo("transformer", new_version(config.base), config.base, 0.5, Calibrator().to_dict(), config.max_length, {}, cfg, created,
-                         truncation=config.truncation)
+        info = ModelInfo("transformer", new_version(config.base), config.base, 0.5, Calibrator().to_dict(), config.max_length, {},
+                         asdict(config), created, truncation=config.truncation)
         clf = TransformerClassifier(tok, mdl, info, device)
-    z_val = clf.logits(va_texts)
-    raw = _sigmoid(z_val)
-    cal = fit_calibrator(z_val, y[va], config.calibration)
-    p_val = cal(z_val)
-    threshold = choose_threshold(y[va], p_val, config.threshold_rule, config.fixed_threshold)
-    clf.info.calibration = cal.to_dict()
-    clf.info.threshold = threshold
-    val_metrics = classification_metrics(y[va], p_val, threshold)
-    val_metrics["ece_before_calibration"] = expected_calibration_error(raw, y[va])
-    val_metrics["ece_after_calibration"] = val_metrics["ece"]
-    clf.info.metrics = {
-        "n_train": len(tr),
-        "n_val": len(va),
-        "device": precision,
-        "threshold_rule": config.threshold_rule,
-        "calibration": config.calibration,
-        "validation": val_metrics,
-        "validation_note": "calibration and threshold are fitted on this split; its numbers are optimistic",
-        "training": train_log,
-    }
+    z_val, y_val = (z_oof, y) if z_oof is not None else (clf.logits(va_texts), y[va])
+    _set_threshold(clf, z_val, y_val, config)
+    clf.info.metrics |= {"n_train": len(tr), "n_val": len(va), "device": precision, "training": train_log}
+    if z_oof is not None:
+        clf.info.metrics |= {"threshold_source": "out_of_fold", "validation_note": (
+            f"out-of-fold over all {len(y)} training rows ({config.threshold_folds} folds); calibration and "
+            "threshold are fitted on them, so these numbers are optimistic")}
     clf.fit_rows = {"train": [int(i) for i in tr], "validation": [int(i) for i in va]}
     return clf
+
+
+def _set_threshold(clf: Classifier, z_val: np.ndarray, y_val: np.ndarray, config: TrainConfig) -> None:
+    """Fit the calibration and the decision threshold on held-back logits (`z_val`: the
+    validation split's, or tfidf's out-of-fold ones) and record their metrics."""
+    raw = _sigmoid(z_val)
+    cal = fit_calibrator(z_val, y_val, config.calibration)
+    p_val = cal(z_val)
+    threshold = choose_threshold(y_val, p_val, config.threshold_rule, config.fixed_threshold)
+    clf.info.calibration = cal.to_dict()
+    clf.info.threshold = threshold
+    val_metrics = classification_metrics(y_val, p_val, threshold)
+    val_metrics["ece_before_calibration"] = expected_calibration_error(raw, y_val)
+    val_metrics["ece_after_calibration"] = val_metrics["ece"]
+    clf.info.metrics = {
+        "threshold_rule": config.threshold_rule,
+        "calibration": config.calibration,
+        "threshold_source": "validation",
+        "validation": val_metrics,
+        "validation_note": "calibration and threshold are fitted on this split; its numbers are optimistic",
+    }
 
 
 def evaluate(clf: Classifier, texts: Sequence[str], labels: Sequence[str], *, batch_size: int = 64) -> dict[str, float]:

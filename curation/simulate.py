@@ -26,15 +26,16 @@ __all__ = ["ArrayFit", "SimulationResult", "logistic_fit", "simulate"]
 ArrayFit = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
 
-def logistic_fit(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """The simulation's fast learner: class-balanced logistic regression on fixed features.
+def logistic_fit(x: np.ndarray, y: np.ndarray, *, c: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+    """The simulation's fast learner: class-balanced logistic regression on fixed features,
+    inverse regularisation `c` (the product's TF-IDF uses `TrainConfig.tfidf_c`).
     One class only -> a constant predictor at that class's smoothed prior."""
     from sklearn.linear_model import LogisticRegression
 
     if len(np.unique(y)) < 2:
         p = (np.sum(y) + 1) / (len(y) + 2)
         return lambda z: np.full(len(z), p)
-    lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(x, y)
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=1000).fit(x, y)
     return lambda z: lr.predict_proba(z)[:, 1]
 
 
@@ -90,15 +91,20 @@ def simulate(
     seeds: Sequence[int],
     init_size: int = 20,
     step: int = 25,
+    init: str = "random",
+    coarse: tuple[int, int] | None = None,
     fit: ArrayFit = logistic_fit,
     embeddings: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> SimulationResult:
     """Run `ActiveLearner` with an oracle (the pool's labels) for every strategy and seed.
 
-    Start from `init_size` random labels; query `step` at a time; at each budget record
-    balanced accuracy and kappa on the evaluation set. `embeddings` (default: `x_pool`)
-    feed kmeans/badge.
+    Start from `init_size` labels -- ``init="random"`` (a seeded sample) or ``"kmeans"``
+    (cold start: the question nearest each of `init_size` k-means centres, no model needed;
+    its rows are named ``<strategy>@kmeans0``) -- then query `step` at a time, or
+    ``coarse = (n, k)``: `k` at a time once `n` are labeled. At each budget record balanced
+    accuracy and kappa on the evaluation set. `embeddings` (default: `x_pool`) feed
+    kmeans/badge and the k-means first batch.
     """
     # Imported when called: curation.active imports this module to re-export its names.
     from curation.active import STRATEGIES, ActiveLearner
@@ -108,6 +114,8 @@ def simulate(
         raise InputError("budgets must be positive integers")
     if budgets[-1] > len(y_pool):
         raise InputError(f"budget {budgets[-1]} exceeds the oracle pool of {len(y_pool)} labeled questions")
+    if init not in ("random", "kmeans"):
+        raise InputError(f"init {init!r} is not one of random, kmeans")
     for s in strategies:
         if s not in STRATEGIES:
             raise InputError(f"strategy {s!r} is not one of {', '.join(STRATEGIES)}")
@@ -122,8 +130,7 @@ def simulate(
     done = 0
     for strategy in strategies:
         for seed in seeds:
-            rng = np.random.default_rng(seed)
-            init = [ids[i] for i in rng.permutation(len(ids))[: min(init_size, budgets[0])]]
+            first = _first_batch(init, ids, min(init_size, budgets[0]), emb, seed)
             holder: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
 
             def fit_ids(sel: Sequence[str], y: np.ndarray, _h: dict[str, Any] = holder) -> Predictor:
@@ -133,16 +140,17 @@ def simulate(
 
             learner = ActiveLearner(ids, fit_ids, strategy=strategy, seed=seed,
                                     features=lambda q: emb[[index[i] for i in q]])
-            learner.initialize({q: int(y_pool[index[q]]) for q in init})
+            learner.initialize({q: int(y_pool[index[q]]) for q in first})
             for b in budgets:
                 while len(learner.labeled) < b:
-                    asked = learner.query(min(step, b - len(learner.labeled)))
+                    k = coarse[1] if coarse and len(learner.labeled) >= coarse[0] else step
+                    asked = learner.query(min(k, b - len(learner.labeled)))
                     if not asked:
                         break
                     learner.update({q: int(y_pool[index[q]]) for q in asked})
                 pred = (holder["model"](x_eval) >= 0.5).astype(int)
                 result.rows.append({
-                    "strategy": strategy, "seed": seed, "n_labels": b,
+                    "strategy": strategy if init == "random" else f"{strategy}@{init}0", "seed": seed, "n_labels": b,
                     "n_labeled_actual": len(learner.labeled), "balanced_accuracy": metrics.balanced_accuracy(y_eval, pred),
                     "kappa": metrics.cohen_kappa(y_eval, pred),
                 })
@@ -150,3 +158,12 @@ def simulate(
             if progress:
                 progress("simulate", done, total)
     return result
+
+
+def _first_batch(init: str, ids: list[str], n: int, emb: np.ndarray, seed: int) -> list[str]:
+    """The first `n` labels: a seeded random sample, or the k-means cold start."""
+    if init == "kmeans":
+        from curation.active import query
+
+        return query("kmeans", ids, n, embeddings=emb, seed=seed)
+    return [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))[:n]]

@@ -140,7 +140,8 @@ def demo(
         model = D.ensure_model(s, progress=bar)
     if model["trained"]:
         v = model["trained"]["validation"]
-        console.print(f"  trained {model['trained']['model_version']}: validation balanced accuracy "
+        held = "out-of-fold" if model["trained"].get("threshold_source") == "out_of_fold" else "validation"
+        console.print(f"  trained {model['trained']['model_version']}: {held} balanced accuracy "
                       f"{v.get('balanced_accuracy', float('nan')):.3f}, kappa {v.get('kappa', float('nan')):.3f}")
     console.print(f"  scored {model['scored']['n']:,} questions; predicted reasoning share "
                   f"{model['scored']['reasoning_share']:.1%}")

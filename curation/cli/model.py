@@ -78,6 +78,7 @@ def train_cmd(
     max_length: Annotated[int, typer.Option("--max-length", help="Tokens per question (truncation).")] = 256,
     truncation: Annotated[str, typer.Option("--truncation", help="How a longer question is cut: head (keep the start) or head_tail (keep 64 head tokens and the end: the ask and the options).")] = "head",
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    threshold_folds: Annotated[int, typer.Option("--threshold-folds", help="tfidf: choose calibration and threshold on out-of-fold logits over every training row with this many folds, then fit on all rows (0: hold back a 15 % validation split, as encoders do).")] = 5,
     include_import: Annotated[bool, typer.Option("--include-import", help="With --labels store: also use imported labels.")] = False,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -86,14 +87,15 @@ def train_cmd(
     with progress_bar(not as_json) as cb:
         res = train_model(labels, model, out, db=db, epochs=epochs, seed=seed, device=device,
                           max_length=max_length, truncation=truncation, batch_size=batch_size,
-                          include_import=include_import, progress=cb)
+                          threshold_folds=threshold_folds, include_import=include_import, progress=cb)
     if as_json:
         print_json(finite(res))
         return
     v = res["validation"]
     console.print(f"model {res['model_version']} -> {res['path']}", highlight=False, markup=False)
-    console.print(f"trained on {res['n_labels']} labels; threshold {res['reasoning_threshold']:.3f} (max kappa on validation)", highlight=False, markup=False)
-    console.print(f"validation (n={v['n']}): balanced acc {v['balanced_accuracy']:.3f}, kappa {v['kappa']:.3f}, ECE {v['ece_before_calibration']:.3f} -> {v['ece_after_calibration']:.3f}", highlight=False, markup=False)
+    held = "out-of-fold" if res.get("threshold_source") == "out_of_fold" else "validation"
+    console.print(f"trained on {res['n_labels']} labels; threshold {res['reasoning_threshold']:.3f} (max kappa on {held})", highlight=False, markup=False)
+    console.print(f"{held} (n={v['n']}): balanced acc {v['balanced_accuracy']:.3f}, kappa {v['kappa']:.3f}, ECE {v['ece_before_calibration']:.3f} -> {v['ece_after_calibration']:.3f}", highlight=False, markup=False)
     g = res.get("gold")
     if g and g.get("n_gold"):
         hk = g.get("human_kappa")

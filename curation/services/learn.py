@@ -120,6 +120,7 @@ def train_model(
     include_import: bool = False,
     progress: Progress = None,
     truncation: str = "head",
+    threshold_folds: int = 5,
 ) -> dict[str, Any]:
     """Train on a labeled JSONL file or on the store's labels; save the model folder with the
     ids it saw (`seen_ids.json`). `out` must not exist (checked before training): a model
@@ -133,7 +134,8 @@ def train_model(
     from curation import active
     from curation import model as M
 
-    cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size, truncation=truncation)
+    cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size, truncation=truncation,
+                        threshold_folds=threshold_folds)
     cfg.validate()
     check_new_folder(out, "--out", what="model folder")
     gold_report: dict[str, Any] | None = None
@@ -175,7 +177,7 @@ def train_model(
     result: dict[str, Any] = {
         "model_version": clf.version, "path": str(path.resolve()), "base": clf.info.base, "kind": clf.info.kind,
         "n_labels": n_train, "reasoning_threshold": clf.threshold, "validation": clf.info.metrics["validation"],
-        "gold": gold_report,
+        "threshold_source": clf.info.metrics["threshold_source"], "gold": gold_report,
     }
     if labels == "store":  # `sm` was imported above, in the same case
         result["round"] = _store(store, db).run(lambda con: sm.register_model(

@@ -91,11 +91,24 @@ def test_train_and_classify_file(tmp_path: Path) -> None:
     assert info["n_labels"] == 200 and info["kind"] == "tfidf"
     meta = json.loads((tmp_path / "m" / "curation_model.json").read_text())
     assert meta["reasoning_threshold"] == info["reasoning_threshold"] and "validation" in meta["metrics"]
-    # the model folder says which questions it was fitted and validated on: the file's, split
+    # tfidf fits on every row; its threshold comes from 5-fold out-of-fold logits over them
     seen = json.loads((tmp_path / "m" / "seen_ids.json").read_text())
-    assert not set(seen["train"]) & set(seen["validation"])
-    assert sorted(seen["train"] + seen["validation"]) == sorted(r["id"] for r in _rows(200))
-    assert len(seen["validation"]) == meta["metrics"]["n_val"] > 0
+    assert sorted(seen["train"]) == sorted(r["id"] for r in _rows(200)) and seen["validation"] == []
+    assert info["threshold_source"] == meta["metrics"]["threshold_source"] == "out_of_fold"
+    assert meta["metrics"]["validation"]["n"] == 200 and meta["metrics"]["n_val"] == 0
+    # --threshold-folds 0: a held-back validation split, as encoders use; the folder says which
+    res = runner.invoke(_app(), ["train", "--labels", str(labels), "--model", "tfidf", "--out", str(tmp_path / "m0"),
+                                 "--threshold-folds", "0", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["threshold_source"] == "validation"
+    seen0 = json.loads((tmp_path / "m0" / "seen_ids.json").read_text())
+    meta0 = json.loads((tmp_path / "m0" / "curation_model.json").read_text())
+    assert not set(seen0["train"]) & set(seen0["validation"])
+    assert sorted(seen0["train"] + seen0["validation"]) == sorted(r["id"] for r in _rows(200))
+    assert len(seen0["validation"]) == meta0["metrics"]["n_val"] == meta0["metrics"]["validation"]["n"] > 0
+    res = runner.invoke(_app(), ["train", "--labels", str(labels), "--model", "tfidf", "--out", str(tmp_path / "m1"),
+                                 "--threshold-folds", "1"])
+    assert res.exit_code != 0 and "threshold_folds must be 0" in res.output and not (tmp_path / "m1").exists()
     out = tmp_path / "o.jsonl"
     res = runner.invoke(_app(), ["classify", "--model", str(tmp_path / "m"), "--input", str(unl), "--output", str(out)])
     assert res.exit_code == 0, res.output

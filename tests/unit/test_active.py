@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -186,6 +187,37 @@ def test_simulation_learning_curve() -> None:
     assert all(not math.isnan(v) for v in res.full_data.values())
     with pytest.raises(InputError, match="exceeds"):
         active.simulate(x[:20], y[:20], x[300:], y[300:], strategies=["random"], budgets=[50], seeds=[0])
+
+
+def test_simulation_cold_start_coarse_steps_and_c() -> None:
+    """init="kmeans" starts from the k-means picks (rows named <strategy>@kmeans0); coarse
+    steps change how many labels each query adds after the threshold; `c` reaches the learner."""
+    rng = np.random.default_rng(2)
+    n = 400
+    y = (rng.random(n) < 0.3).astype(int)
+    x = rng.normal(0, 1, (n, 5)) + y[:, None] * 1.5
+    seen: list[np.ndarray] = []
+
+    def fit(xs: np.ndarray, ys: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        seen.append(xs)
+        return active.logistic_fit(xs, ys)
+    res = active.simulate(x[:300], y[:300], x[300:], y[300:], strategies=["random"], budgets=[10, 30, 90], seeds=[0],
+                          init_size=10, step=10, init="kmeans", coarse=(30, 60), fit=fit)
+    assert {r["strategy"] for r in res.rows} == {"random@kmeans0"}
+    assert [r["n_labeled_actual"] for r in res.rows] == [10, 30, 90]
+    # the full-data fit, then refits at 10, 20, 30 labels and one coarse step of 60 to 90
+    assert [len(s) for s in seen] == [300, 10, 20, 30, 90]
+    picks = [int(q) for q in active.query("kmeans", [f"{i:07d}" for i in range(300)], 10, embeddings=x[:300], seed=0)]
+    rows = {tuple(r) for r in seen[1]}
+    assert rows == {tuple(r) for r in x[picks]}  # the first fit saw exactly the k-means picks
+    assert rows != {tuple(r) for r in x[np.random.default_rng(0).permutation(300)[:10]]}
+    rand = active.simulate(x[:300], y[:300], x[300:], y[300:], strategies=["random"], budgets=[10], seeds=[0],
+                           init_size=10, step=10)
+    assert rand.rows[0]["strategy"] == "random"
+    with pytest.raises(InputError, match="init"):
+        active.simulate(x[:300], y[:300], x[300:], y[300:], strategies=["random"], budgets=[10], seeds=[0], init="typiclust")
+    strong, weak = active.logistic_fit(x[:300], y[:300], c=100.0), active.logistic_fit(x[:300], y[:300], c=1e-4)
+    assert np.ptp(strong(x[300:])) > np.ptp(weak(x[300:]))
 
 
 def test_labels_to_reach_first_vs_sustained() -> None:

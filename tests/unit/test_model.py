@@ -157,6 +157,31 @@ def test_tfidf_train_save_load_roundtrip(tmp_path: Path, data: tuple[list[str], 
     assert clf.embed(texts[:10]).shape[0] == 10
 
 
+def test_tfidf_threshold_from_out_of_fold_logits(data: tuple[list[str], list[str]]) -> None:
+    """tfidf trains on every row; calibration and threshold come from 5-fold out-of-fold
+    logits (never the rows' own fit); with too few rows of a class, the validation split."""
+    texts, labels = data
+    y = M.encode_labels(labels)
+    cfg = M.TrainConfig(base="tfidf", seed=1)
+    z = M.tfidf_oof_logits(texts, y, cfg)
+    assert z is not None and z.shape == (len(y),)
+    clf = M.train(texts, labels, cfg)
+    assert clf.info.metrics["threshold_source"] == "out_of_fold" and clf.fit_rows["validation"] == []
+    assert sorted(clf.fit_rows["train"]) == list(range(len(y))) and clf.info.metrics["validation"]["n"] == len(y)
+    sign = 2 * y - 1  # out-of-fold logits are less sure of each row's own label than in-sample ones
+    assert float(np.mean(sign * z)) < float(np.mean(sign * clf.logits(texts)))
+    cal = M.Calibrator.from_dict(clf.info.calibration)
+    assert clf.threshold == M.choose_threshold(y, cal(z), "kappa")
+    few = [int(i) for i in np.flatnonzero(y == 1)[:4]] + [int(i) for i in np.flatnonzero(y == 0)[:30]]
+    assert M.tfidf_oof_logits([texts[i] for i in few], y[few], cfg) is None
+    small = M.train([texts[i] for i in few], [labels[i] for i in few], cfg)
+    assert small.info.metrics["threshold_source"] == "validation" and small.fit_rows["validation"]
+    off = M.train(texts, labels, M.TrainConfig(base="tfidf", seed=1, threshold_folds=0))
+    assert off.info.metrics["threshold_source"] == "validation" and len(off.fit_rows["validation"]) == off.info.metrics["n_val"] > 0
+    with pytest.raises(InputError, match="threshold_folds"):
+        M.TrainConfig(base="tfidf", threshold_folds=1).validate()
+
+
 def test_tfidf_is_deterministic(data: tuple[list[str], list[str]]) -> None:
     texts, labels = data
     a = M.train(texts, labels, M.TrainConfig(base="tfidf", seed=2)).predict_proba(texts[:20])
