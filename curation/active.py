@@ -37,14 +37,25 @@ from curation.simulate import ArrayFit, SimulationResult, logistic_fit, simulate
 
 __all__ = [
     "NEEDS_EMBEDDINGS", "NEEDS_PROBS", "STRATEGIES", "ActiveLearner", "FeatureFn", "FitFn",
-    "Predictor", "StopDecision", "badge_embeddings", "changed_fraction", "entropy_scores",
-    "gold_agreement", "label_noise_flags", "margin_scores", "out_of_fold_probs", "query",
+    "AUTO", "AUTO_SWITCH", "CHOICES", "DEFAULT_STRATEGY", "DEFAULT_STRATEGY_WHY", "Predictor", "StopDecision", "badge_embeddings", "changed_fraction", "entropy_scores",
+    "gold_agreement", "label_noise_flags", "margin_scores", "out_of_fold_probs", "query", "resolve_strategy",
     "stopping_rule", "stratified_folds",
     # re-exported from curation.simulate
     "ArrayFit", "SimulationResult", "logistic_fit", "simulate",
 ]
 
-STRATEGIES = ("entropy", "margin", "kmeans", "badge", "random")
+STRATEGIES = ("entropy", "margin", "kmeans", "badge", "random")  # what `query` draws with
+# `auto`: entropy while the model has fewer than AUTO_SWITCH labels, badge from then on.
+# Measured (benchmarks/active_learning.py, 10 seeds, two learners): entropy has the largest
+# area under the learning curve over 25-400 labels but plateaus from ~300, where badge
+# (and random) overtake it; badge keeps gaining. `resolve_strategy` applies it.
+AUTO = "auto"
+AUTO_SWITCH = 300
+CHOICES = (AUTO, *STRATEGIES)  # what a person may ask for (`al next`, the loop policy)
+# what `al next`, a loop round and the demo draw with unless told: the measured winner
+DEFAULT_STRATEGY = AUTO
+DEFAULT_STRATEGY_WHY = (f"entropy below {AUTO_SWITCH} labels, then badge: the largest area under the learning "
+                        "curve in benchmarks/active_learning.py")
 NEEDS_EMBEDDINGS = ("kmeans", "badge")
 NEEDS_PROBS = ("entropy", "margin", "badge")
 
@@ -148,6 +159,16 @@ def _kmeanspp_pick(g: np.ndarray, k: int, seed: int) -> list[int]:
     return chosen
 
 
+def resolve_strategy(strategy: str, n_labeled: int) -> str:
+    """The strategy to draw with when the model was fitted on `n_labeled` labels: `auto`
+    becomes entropy below `AUTO_SWITCH`, badge from it; any other choice stays."""
+    if strategy not in CHOICES:
+        raise InputError(f"strategy {strategy!r} is not one of {', '.join(CHOICES)}")
+    if strategy != AUTO:
+        return strategy
+    return "entropy" if n_labeled < AUTO_SWITCH else "badge"
+
+
 def query(
     strategy: str,
     ids: Sequence[str],
@@ -163,6 +184,8 @@ def query(
     `probs` (p(reasoning) per row) and `embeddings` (one row per id) align with `ids`.
     Returns ids in selection order (most informative first for entropy/margin).
     """
+    if strategy == AUTO:
+        raise InputError("strategy 'auto' depends on how many labels the model has: resolve_strategy(strategy, n_labeled) first")
     if strategy not in STRATEGIES:
         raise InputError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if k < 0:
@@ -244,9 +267,9 @@ class ActiveLearner:
         features: FeatureFn | None = None,
         seed: int = 0,
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise InputError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
-        if strategy in NEEDS_EMBEDDINGS and features is None:
+        if strategy not in CHOICES:
+            raise InputError(f"strategy {strategy!r} is not one of {', '.join(CHOICES)}")
+        if (strategy in NEEDS_EMBEDDINGS or strategy == AUTO) and features is None:
             raise InputError(f"strategy {strategy!r} needs a features function")
         self.pool_ids: list[str] = list(dict.fromkeys(pool_ids))
         self._pool = set(self.pool_ids)
@@ -290,10 +313,11 @@ class ActiveLearner:
         if not cand or k <= 0:
             return []
         seed = self.seed + len(self.rounds)
-        if self.predictor is None or self.strategy == "random":
-            strategy, probs = ("random", None) if self.predictor is None else (self.strategy, None)
+        chosen = resolve_strategy(self.strategy, len(self.labeled))
+        if self.predictor is None or chosen == "random":
+            strategy, probs = "random", None
         else:
-            strategy, probs = self.strategy, self.predictor(cand)
+            strategy, probs = chosen, self.predictor(cand)
         emb = self.features(cand) if strategy in NEEDS_EMBEDDINGS and self.features else None
         if strategy == "kmeans" and probs is None and self.predictor is not None:
             probs = self.predictor(cand)

@@ -201,6 +201,11 @@ class Classifier:
         return self.info.version
 
     @property
+    def n_labels(self) -> int:
+        """How many labeled rows the model was fitted and validated on."""
+        return int(self.info.metrics.get("n_train", 0)) + int(self.info.metrics.get("n_val", 0))
+
+    @property
     def threshold(self) -> float:
         return self.info.threshold
 

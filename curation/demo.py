@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from curation.active import DEFAULT_STRATEGY
 from curation.ingest import ingest_sample, sample_path
 from curation.services import annotate
 from curation.store import Store
@@ -116,7 +117,7 @@ def ingest(store: Store) -> list[Any]:
     return ingest_sample(store)
 
 
-DEMO_LOOP = {"model": DEMO_MODEL, "retrain_after": 20, "k": 20, "strategy": "badge", "epochs": 1}
+DEMO_LOOP = {"model": DEMO_MODEL, "retrain_after": 20, "k": 20, "strategy": DEFAULT_STRATEGY, "epochs": 1}
 
 
 def ensure_loop(store: Store) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from curation.active import STRATEGIES
+from curation.active import CHOICES, DEFAULT_STRATEGY
 from curation.classifier import DEFAULT_BASE
 from curation.errors import InputError
 
@@ -155,7 +155,7 @@ class LoopPolicy:
     """What a round trains and draws, and when the loop starts one on its own."""
 
     model: str = DEFAULT_BASE
-    strategy: str = "badge"
+    strategy: str = DEFAULT_STRATEGY
     batch_size: int = 16  # training batch size
     epochs: int = 3
     retrain_after: int = 50  # new labels given by people since the last round
@@ -168,8 +168,8 @@ class LoopPolicy:
     def __post_init__(self) -> None:
         if not self.model.strip():
             raise InputError("loop policy: model must not be empty")
-        if self.strategy not in STRATEGIES:
-            raise InputError(f"loop policy: strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.strategy not in CHOICES:
+            raise InputError(f"loop policy: strategy {self.strategy!r} is not one of {', '.join(CHOICES)}")
         for name in ("batch_size", "epochs", "retrain_after", "k", "overlap", "max_attempts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -107,7 +107,7 @@ def simulate(
     kmeans/badge and the k-means first batch.
     """
     # Imported when called: curation.active imports this module to re-export its names.
-    from curation.active import STRATEGIES, ActiveLearner
+    from curation.active import CHOICES, ActiveLearner
 
     budgets = sorted(set(int(b) for b in budgets))
     if not budgets or budgets[0] < 1:
@@ -117,8 +117,8 @@ def simulate(
     if init not in ("random", "kmeans"):
         raise InputError(f"init {init!r} is not one of random, kmeans")
     for s in strategies:
-        if s not in STRATEGIES:
-            raise InputError(f"strategy {s!r} is not one of {', '.join(STRATEGIES)}")
+        if s not in CHOICES:
+            raise InputError(f"strategy {s!r} is not one of {', '.join(CHOICES)}")
     emb = x_pool if embeddings is None else embeddings
     ids = [f"{i:07d}" for i in range(len(y_pool))]
     index = {q: i for i, q in enumerate(ids)}

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from curation.active import CHOICES, DEFAULT_STRATEGY, DEFAULT_STRATEGY_WHY
 from curation.cli._common import (
     DbOption,
     JsonOption,
@@ -143,7 +144,7 @@ def classify_cmd(
 @handle_errors
 def next_cmd(
     size: Annotated[int, typer.Option("--size", help="How many questions to queue.")] = 50,
-    strategy: Annotated[str, typer.Option("--strategy", help="badge (default: the best and steadiest in benchmarks/active_learning.py) | entropy | margin | kmeans | random")] = "badge",
+    strategy: Annotated[str, typer.Option("--strategy", help=f"{' | '.join(CHOICES)} (default {DEFAULT_STRATEGY}: {DEFAULT_STRATEGY_WHY})")] = DEFAULT_STRATEGY,
     model: Annotated[str | None, typer.Option("--model", help="Model folder (default: the latest registered model).")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     overlap: Annotated[int, typer.Option(help="Annotators per question.")] = 1,

@@ -255,7 +255,7 @@ def classify(
             if not sm.model_exists(con, clf.version):
                 sm.register_model(
                     con, version=clf.version, base_model=clf.info.base, kind=clf.info.kind,
-                    path=str(Path(model_dir).resolve()), n_train=int(clf.info.metrics.get("n_train", 0)) + int(clf.info.metrics.get("n_val", 0)),
+                    path=str(Path(model_dir).resolve()), n_train=clf.n_labels,
                     train_source=str(clf.info.metrics.get("train_source", "file")), threshold=thr,
                     metrics=finite(clf.info.metrics), created_at=utcnow(), seen_ids=seen,
                 )
@@ -328,7 +328,7 @@ def al_next(
     store: Store | None = None,
     db: str | None = None,
     size: int = 50,
-    strategy: str = "badge",
+    strategy: str | None = None,
     model_dir: str | None = None,
     seed: int = 0,
     overlap: int = 1,
@@ -337,15 +337,17 @@ def al_next(
     created_by: str | None = None,
     progress: Progress = None,
 ) -> dict[str, Any]:
-    """Pick `size` unlabeled, non-gold questions by `strategy` and queue them as an 'active'
-    batch with the model's suggestion (label and p(reasoning)) on each item."""
+    """Pick `size` unlabeled, non-gold questions by `strategy` (default
+    `active.DEFAULT_STRATEGY`; ``auto`` resolves by how many labels the model was fitted on,
+    `active.resolve_strategy`) and queue them as an 'active' batch with the model's
+    suggestion (label and p(reasoning)) on each item."""
     from curation import active
     from curation import model as M
     from curation.store import models as sm
     from curation.store.batches import BatchItem, create_batch
 
-    if strategy not in active.STRATEGIES:
-        raise InputError(f"strategy {strategy!r} is not one of {', '.join(active.STRATEGIES)}")
+    asked = strategy or active.DEFAULT_STRATEGY
+    active.resolve_strategy(asked, 0)  # refuse an unknown strategy before reading anything
     if size < 1:
         raise InputError(f"--size must be >= 1, got {size}")
     st = _store(store, db)
@@ -353,6 +355,7 @@ def al_next(
     if not cands:
         raise InputError("no unlabeled question outside existing batches is left to select")
     clf = M.load(path)
+    strategy = active.resolve_strategy(asked, clf.n_labels)  # auto: by how many labels the model has
     texts = _texts(cands)
     ids = [c["id"] for c in cands]
     probs = clf.predict_proba(texts, progress=progress)
@@ -364,9 +367,10 @@ def al_next(
     st.run(lambda con: create_batch(
         con, batch_id=bid, kind="active", items=items, overlap=overlap, show_suggestions=show_suggestions,
         created_at=utcnow(), created_by=created_by, strategy=strategy, model_version=clf.version,
-        note=f"active-learning round {rnd}: {strategy}, {len(items)} of {len(cands)} candidates",
+        note=f"active-learning round {rnd}: {strategy}{' (auto)' if asked == active.AUTO else ''}, "
+             f"{len(items)} of {len(cands)} candidates",
     ))
-    return {"batch_id": bid, "strategy": strategy, "model_version": clf.version, "n_candidates": len(cands),
+    return {"batch_id": bid, "strategy": strategy, "requested_strategy": asked, "model_version": clf.version, "n_candidates": len(cands),
             "items": [{"id": i.question_id, "suggestion": i.suggestion_label, "reasoning_prob": i.suggestion_prob} for i in items]}
 
 

@@ -290,7 +290,7 @@ def _run_al_next(ctx: JobContext) -> dict[str, Any]:
         return {"batch_id": bid, "strategy": batch["strategy"], "model_version": batch["model_version"], "reused": True,
                 "items": [{"id": i["question_id"], "suggestion": i["suggestion_label"],
                            "reasoning_prob": i["suggestion_prob"]} for i in items]}
-    return learn.al_next(store=ctx.store, size=int(p.get("size", 50)), strategy=str(p.get("strategy", "badge")),
+    return learn.al_next(store=ctx.store, size=int(p.get("size", 50)), strategy=p.get("strategy"),
                          model_dir=ctx.model_dir(), seed=int(p.get("seed", 0)), overlap=int(p.get("overlap", 1)),
                          show_suggestions=bool(p.get("show_suggestions", True)), batch_id=bid,
                          created_by=ctx.job.get("requested_by"), progress=ctx.progress)

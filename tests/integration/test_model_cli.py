@@ -12,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from curation import active
 from curation.cli import model as model_cli
 from curation.schema import text_hash
 from curation.store import Store
@@ -179,7 +180,9 @@ def test_store_round_trip(tmp_path: Path, store: tuple[str, list[dict]]) -> None
     res = runner.invoke(_app(), ["al", "next", "--size", "4", "--db", db, "--json"])  # the default strategy
     assert res.exit_code == 0, res.output
     dflt = json.loads(res.output)
-    assert dflt["strategy"] == "badge" and len(dflt["items"]) == 4
+    # the default, auto, is entropy for a model fitted on fewer than AUTO_SWITCH labels
+    assert dflt["requested_strategy"] == active.DEFAULT_STRATEGY == "auto" and len(dflt["items"]) == 4
+    assert dflt["strategy"] == "entropy"
     assert not {i["id"] for i in dflt["items"]} & ({i["id"] for i in nxt["items"]} | {i["id"] for i in km["items"]})
 
     res = runner.invoke(_app(), ["al", "status", "--db", db, "--json"])

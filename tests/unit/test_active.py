@@ -220,6 +220,37 @@ def test_simulation_cold_start_coarse_steps_and_c() -> None:
     assert np.ptp(strong(x[300:])) > np.ptp(weak(x[300:]))
 
 
+def test_auto_strategy_switches_from_entropy_to_badge() -> None:
+    """auto: entropy below AUTO_SWITCH labels, badge from it; `query` refuses it unresolved;
+    the learner draws exactly what the resolved strategy draws."""
+    assert active.resolve_strategy("auto", active.AUTO_SWITCH - 1) == "entropy"
+    assert active.resolve_strategy("auto", active.AUTO_SWITCH) == "badge"
+    assert active.resolve_strategy("margin", 0) == "margin"
+    with pytest.raises(InputError, match="not one of"):
+        active.resolve_strategy("typiclust", 0)
+    ids = [f"q{i:03d}" for i in range(400)]
+    with pytest.raises(InputError, match="resolve_strategy"):
+        active.query("auto", ids, 3, probs=np.full(400, 0.5))
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(400, 4))
+    probs = 1 / (1 + np.exp(-emb[:, 0]))
+    by_id = dict(zip(ids, probs, strict=True))
+    index = {q: i for i, q in enumerate(ids)}
+
+    def learner(n_labeled: int) -> active.ActiveLearner:
+        al = active.ActiveLearner(ids, lambda sel, y: lambda q: np.array([by_id[i] for i in q]), strategy="auto",
+                                  seed=3, features=lambda q: emb[[index[i] for i in q]])
+        al.initialize({q: int(by_id[q] > 0.5) for q in ids[:n_labeled]})
+        return al
+    for n, expect in ((50, "entropy"), (active.AUTO_SWITCH, "badge")):
+        al = learner(n)
+        rest = ids[n:]
+        want = active.query(expect, rest, 5, probs=probs[n:], embeddings=emb[n:], seed=3)
+        assert al.query(5) == want
+    with pytest.raises(InputError, match="features"):
+        active.ActiveLearner(ids, lambda sel, y: lambda q: np.zeros(len(q)), strategy="auto")
+
+
 def test_labels_to_reach_first_vs_sustained() -> None:
     res = active.SimulationResult(full_data={0: 1.0})
     for n, ba in [(50, 0.80), (100, 0.96), (150, 0.90), (200, 0.95), (300, 0.97)]:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from curation import active
 from curation import jobs as J
 from curation.errors import InputError
 
@@ -69,7 +70,7 @@ def test_blocked_by_a_failed_dependency() -> None:
 
 def test_policy_checked_with_clear_errors() -> None:
     p = J.LoopPolicy()
-    assert p.model.startswith("microsoft/BiomedNLP") and p.strategy == "badge"
+    assert p.model.startswith("microsoft/BiomedNLP") and p.strategy == active.DEFAULT_STRATEGY
     assert J.LoopPolicy.from_dict(p.to_dict()) == p
     assert p.updated({"k": 20, "model": None}).k == 20
     with pytest.raises(InputError, match="strategy 'best' is not one of"):

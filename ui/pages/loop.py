@@ -117,7 +117,7 @@ st.subheader("Policy")
 pol = status["policy"]
 with st.form("loop_policy"):
     st.text_input("Model (a Hub id, a folder, minilm or tfidf)", pol["model"], key="loop_p_model")
-    st.selectbox("Strategy", J.STRATEGIES, index=list(J.STRATEGIES).index(pol["strategy"]), key="loop_p_strategy")
+    st.selectbox("Strategy", J.CHOICES, index=list(J.CHOICES).index(pol["strategy"]), key="loop_p_strategy")
     f1, f2, f3 = st.columns(3)
     f1.number_input("Retrain after N new labels by people", 1, None, int(pol["retrain_after"]), key="loop_p_retrain_after")
     f2.number_input("Questions in the next batch (K)", 1, None, int(pol["k"]), key="loop_p_k")
