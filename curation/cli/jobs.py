@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from curation.active import CHOICES, DEFAULT_STRATEGY, DEFAULT_STRATEGY_WHY
 from curation.cli._common import DbOption, JsonOption, console, handle_errors, print_json, store
 from curation.errors import InputError
 from curation.metrics import finite
@@ -146,7 +147,7 @@ def loop_status_cmd(db: DbOption = None, as_json: JsonOption = False) -> None:
 @handle_errors
 def loop_set_cmd(
     model: Annotated[str | None, typer.Option("--model", help="Base to train: a Hub id, a folder, minilm or tfidf.")] = None,
-    strategy: Annotated[str | None, typer.Option("--strategy", help="badge | entropy | margin | kmeans | random")] = None,
+    strategy: Annotated[str | None, typer.Option("--strategy", help=f"{' | '.join(CHOICES)} (default {DEFAULT_STRATEGY}: {DEFAULT_STRATEGY_WHY})")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Training batch size.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs")] = None,
     retrain_after: Annotated[int | None, typer.Option("--retrain-after", help="Start a round after this many new labels by people.")] = None,

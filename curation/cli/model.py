@@ -185,10 +185,12 @@ def simulate_cmd(
     oracle: Annotated[Path, typer.Option("--oracle", help="Labeled JSONL: the pool whose labels the oracle reveals.")],
     eval_file: Annotated[Path, typer.Option("--eval", help="Labeled JSONL held out for evaluation.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for learning_curve.csv/.png and simulation.json.")],
-    strategies: Annotated[str, typer.Option("--strategies", help="Comma-separated.")] = "badge,entropy,kmeans,random",
+    strategies: Annotated[str, typer.Option("--strategies", help=f"Comma-separated, of {', '.join(CHOICES)}.")] = "auto,badge,entropy,kmeans,random",
     budgets: Annotated[str, typer.Option("--budgets", help="Comma-separated label counts.")] = "50,100,200,400,800",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated.")] = "0,1,2",
     features: Annotated[str, typer.Option("--features", help="tfidf (fast) or minilm (frozen embeddings).")] = "tfidf",
+    init: Annotated[str, typer.Option("--init", help="The first labels: random, or kmeans (cold start: the question nearest each k-means centre; rows named STRATEGY@kmeans0).")] = "random",
+    c: Annotated[float | None, typer.Option("--c", help="The proxy learner's inverse regularisation (default: the product's tfidf C).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Simulate the loop with an oracle; write the learning curve (CSV + PNG)."""
@@ -199,7 +201,7 @@ def simulate_cmd(
         raise InputError("--budgets and --seeds are comma-separated integers") from None
     with progress_bar(not as_json) as cb:
         res = al_simulate(oracle, eval_file, strategies=[x.strip() for x in strategies.split(",") if x.strip()],
-                          budgets=b, seeds=s, out=out, features=features, progress=cb)
+                          budgets=b, seeds=s, out=out, features=features, init=init, c=c, progress=cb)
     if as_json:
         print_json(finite(res))
         return

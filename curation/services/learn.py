@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -483,20 +484,24 @@ def al_simulate(
     oracle: str | Path,
     eval_file: str | Path,
     *,
-    strategies: Sequence[str] = ("entropy", "kmeans", "random"),
+    strategies: Sequence[str] = ("auto", "entropy", "kmeans", "random"),
     budgets: Sequence[int] = (50, 100, 200, 400, 800),
     seeds: Sequence[int] = (0, 1, 2),
     out: str | Path = "al_simulation",
     features: str = "tfidf",
     init_size: int = 20,
     step: int = 25,
+    init: str = "random",
+    c: float | None = None,
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Run the loop with the oracle file's labels; evaluate on the eval file; write the learning
     curve (`learning_curve.csv`, `learning_curve.png`, `simulation.json`) under `out`.
 
     Proxy learner: class-balanced logistic regression on fixed features (`tfidf`, or frozen
-    `minilm` embeddings), refit after each query of `step` labels."""
+    `minilm` embeddings) with inverse regularisation `c` (default: the product's
+    `TrainConfig.tfidf_c`), refit after each query of `step` labels. `init`: the first
+    `init_size` labels are a random sample or the k-means cold start (``kmeans``)."""
     from curation import active
     from curation import model as M
 
@@ -522,15 +527,19 @@ def al_simulate(
         xp, xe, emb = allx[: len(pool)], allx[len(pool):], None
     else:
         raise InputError(f"features {features!r} is not tfidf or minilm")
+    c = M.TrainConfig().tfidf_c if c is None else c
+    if not c > 0:
+        raise InputError(f"--c must be > 0, got {c}")
     res = active.simulate(xp, yp, xe, ye, strategies=list(strategies), budgets=list(budgets), seeds=list(seeds),
-                          init_size=init_size, step=step, embeddings=emb, progress=progress)
+                          init_size=init_size, step=step, init=init, fit=functools.partial(active.logistic_fit, c=c),
+                          embeddings=emb, progress=progress)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     curve = res.curve()
     target = res.target(0.95)
     files = write_learning_curve(curve, outdir / "learning_curve", target=target if math.isfinite(target) else None)
-    summary: dict[str, Any] = {"features": features, "n_pool": len(pool), "n_eval": len(ev), "strategies": list(strategies),
-               "budgets": sorted(set(budgets)), "seeds": list(seeds), "init_size": init_size, "step": step,
+    summary: dict[str, Any] = {"features": features, "n_pool": len(pool), "n_eval": len(ev), "strategies": list(dict.fromkeys(r["strategy"] for r in res.rows)),
+               "budgets": sorted(set(budgets)), "seeds": list(seeds), "init_size": init_size, "step": step, "init": init, "c": c,
                "full_data_balanced_accuracy": res.full_data, "labels_to_95pct": res.labels_to_reach(0.95),
                "labels_to_95pct_sustained": res.labels_to_reach(0.95, sustained=True),
                "curve": curve, "files": files}

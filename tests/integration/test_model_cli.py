@@ -215,6 +215,16 @@ def test_simulate_writes_curve(tmp_path: Path) -> None:
     assert (tmp_path / "sim" / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert "labels to 95%" in res.output and "sustained" in res.output
     sim = json.loads((tmp_path / "sim" / "simulation.json").read_text(encoding="utf-8"))
-    assert set(sim["labels_to_95pct_sustained"]) == {"entropy", "random"}
+    assert set(sim["labels_to_95pct_sustained"]) == {"entropy", "random"} and sim["c"] == 4.0
+    # the k-means cold start and the learner's C, from the command line; the table names the rows
+    res = CliRunner().invoke(_app(), ["al", "simulate", "--oracle", str(oracle), "--eval", str(ev), "--strategies", "auto",
+                                      "--budgets", "40", "--seeds", "0", "--init", "kmeans", "--c", "1",
+                                      "--out", str(tmp_path / "cold"), "--json"])
+    assert res.exit_code == 0, res.output
+    cold = json.loads(res.output)
+    assert cold["strategies"] == ["auto@kmeans0"] and cold["init"] == "kmeans" and cold["c"] == 1.0
+    res = CliRunner().invoke(_app(), ["al", "simulate", "--oracle", str(oracle), "--eval", str(ev), "--init", "typiclust",
+                                      "--budgets", "40", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "init" in res.output
     res = CliRunner().invoke(_app(), ["al", "simulate", "--oracle", str(oracle), "--eval", str(oracle), "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "held out" in res.output
