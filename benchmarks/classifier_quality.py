@@ -3,9 +3,9 @@
 Data: the 1,700 labels of `curation/data/medxpertqa_labeled_dev.jsonl` (76 % reasoning).
 Input: `format_for_model` (stem, blank line, ``A. text`` option lines).
 
-Models (all cheap; none fine-tuned: one MiniLM fine-tune took 445 s at 256 tokens, and
-~26 s per step of 16 at head_tail 512 on the loaded 2-core box, ~32 min per epoch
-extrapolated; 5 folds x variants would take hours. See ``--product`` below):
+Models (all cheap; none fine-tuned here: `classifier_finetune.py` runs the fine-tuned
+encoder on the same folds, one cached fold at a time, ~11 min per fold at head_tail 256 on
+2 quiet cores. See also ``--product`` below):
 
 * ``tfidf``: the product's TF-IDF word 1-2 grams (`TfidfClassifier.make_vectorizer`) +
   logistic regression, C = `TrainConfig.tfidf_c` (4); with ``balanced`` class weights it is

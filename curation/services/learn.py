@@ -106,6 +106,19 @@ def read_seen_ids(folder: str | Path) -> dict[str, list[str]]:
     return {k: [str(x) for x in v] for k, v in data.items() if k in ("train", "validation")}
 
 
+def _gold_report(clf: Any, gold_rows: Sequence[Any], human: Any) -> dict[str, Any]:
+    """The model against the adjudicated gold labels (never trained on), next to human-human
+    agreement on the same items (`active.gold_agreement`)."""
+    from curation import active
+
+    p = clf.predict_proba([format_for_model(r.question, r.options) for r in gold_rows])
+    return active.gold_agreement(
+        {r.question_id: r.label for r in gold_rows},
+        {r.question_id: bool(pi >= clf.threshold) for r, pi in zip(gold_rows, p, strict=True)},
+        human,
+    )
+
+
 def train_model(
     labels: str,
     model: str,
@@ -132,7 +145,6 @@ def train_model(
     (never trained on) against human-human agreement on the same items, and registers the
     model (round, metrics, the ids it saw) in `models`.
     """
-    from curation import active
     from curation import model as M
 
     cfg = M.TrainConfig(base=model, epochs=epochs, seed=seed, device=device, max_length=max_length, batch_size=batch_size, truncation=truncation,
@@ -157,13 +169,7 @@ def train_model(
         label_list = [r.label for r in train_rows]
         clf = M.train(texts, label_list, cfg, progress=progress, source=f"the store {st.key}")
         if gold_rows:
-            p = clf.predict_proba([format_for_model(r.question, r.options) for r in gold_rows])
-            gold_report = active.gold_agreement(
-                {r.question_id: r.label for r in gold_rows},
-                {r.question_id: bool(pi >= clf.threshold) for r, pi in zip(gold_rows, p, strict=True)},
-                human,
-            )
-            clf.info.metrics["gold"] = gold_report
+            gold_report = clf.info.metrics["gold"] = _gold_report(clf, gold_rows, human)
     else:
         rows = read_questions_jsonl(labels, require_label=True)
         ids, label_list = [r["id"] for r in rows], [r["label"] for r in rows]
