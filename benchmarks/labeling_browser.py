@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from curation.auth import hash_password  # noqa: E402
+from curation.cli import app_cmds  # noqa: E402
 from curation.services import annotate  # noqa: E402
 from curation.store import Store, utcnow  # noqa: E402
 
@@ -111,16 +111,10 @@ def start_app(db: Path, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited: {(workdir / 'streamlit.log').read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
+    if app_cmds.wait_healthy(proc, url, 90):
+        return proc, url
+    if proc.poll() is not None:
+        raise RuntimeError(f"streamlit exited: {(workdir / 'streamlit.log').read_text()}")
     proc.terminate()
     raise RuntimeError("streamlit did not become healthy in 90 s")
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -291,6 +294,20 @@ def app_command(port: int, db: str | None, address: str = "127.0.0.1") -> list[s
         sys.executable, "-c", STREAMLIT_LAUNCH, "run", str(UI_APP), *streamlit_flags(),
         "--server.port", str(port), "--server.address", address,
     ]
+
+
+def wait_healthy(proc: subprocess.Popen[Any], url: str, timeout: float) -> bool:
+    """Poll the Streamlit app at `url` (``http://host:port``) until its health check answers
+    200: True; False when `proc` exits first or `timeout` seconds pass (`proc.poll()` tells which)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
 
 
 @handle_errors

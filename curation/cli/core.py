@@ -167,11 +167,9 @@ def _serve_demo(s: Store, port: int) -> None:
     import os
     import signal
     import subprocess
-    import time
-    import urllib.request
 
     from curation import demo as D
-    from curation.cli.app_cmds import app_command
+    from curation.cli.app_cmds import app_command, wait_healthy
 
     console.print(f"[bold]6/6 app[/] on http://127.0.0.1:{port}")
     env = {**os.environ, "CURATION_DB": s.location}
@@ -181,14 +179,7 @@ def _serve_demo(s: Store, port: int) -> None:
     proc = subprocess.Popen(app_command(port, s.location), env=env)
     worker = subprocess.Popen(D.worker_command(), env=env)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+        wait_healthy(proc, f"http://127.0.0.1:{port}", 120)
         if proc.poll() is not None:
             raise typer.Exit(proc.returncode or 1)
         console.print(f"demo ready: open http://127.0.0.1:{port} and log in with the credentials above "

@@ -13,8 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from curation.auth import hash_password
+from curation.cli import app_cmds
 from curation.services import annotate
 from curation.store import Store, utcnow
 from curation.store import annotations as astore
@@ -73,16 +72,10 @@ def seed(store: Store, questions: list[tuple[str, str, str]], overlap: int) -> N
 
 def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> str:
     """`url` once the app answers its health check; its log in the error if it exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return url
-        except OSError:
-            time.sleep(0.3)
+    if app_cmds.wait_healthy(proc, url, timeout):
+        return url
+    if proc.poll() is not None:
+        raise RuntimeError(f"the app exited: {log.read_text()}")
     raise RuntimeError(f"the app did not become healthy in {timeout:.0f} s")
 
 

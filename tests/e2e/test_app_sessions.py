@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_app_browser import wait_healthy
 
 from curation.auth import SESSION_COOKIE, hash_password, session_token_hash
 from curation.services import annotate
@@ -87,18 +88,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
                             cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited: {log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the app did not become healthy in 60 s") from None
-                time.sleep(0.3)
+        wait_healthy(proc, url, log_path)
         yield {"url": url, "store": store, "log": log_path}
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import tomllib
-import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from typer.testing import CliRunner
 
 from curation import auth
 from curation.cli import app
-from curation.cli.app_cmds import STREAMLIT_CONFIG, app_command, streamlit_flags
+from curation.cli.app_cmds import STREAMLIT_CONFIG, app_command, streamlit_flags, wait_healthy
 from curation.services import annotate
 from curation.store import Store, utcnow
 from curation.store.annotations import Annotation, append
@@ -235,16 +234,9 @@ def test_stopping_curation_app_stops_the_server(accounts, tmp_path: Path, sig: s
              "--db", str(db)],
             cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=out, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, log.read_text()
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    assert time.monotonic() < deadline, "the app did not become healthy in 60 s"
-                    time.sleep(0.3)
+            healthy = wait_healthy(proc, f"http://127.0.0.1:{port}", 60)
+            assert proc.poll() is None, log.read_text()
+            assert healthy, "the app did not become healthy in 60 s"
             # the command became the server: no child process holds the port
             assert _processes_mentioning(f"--server.port {port}") == [proc.pid]
             proc.send_signal(sig)
